@@ -1,0 +1,209 @@
+"""Machine calibration: the compute and memory ceilings every "fraction of peak" divides by.
+
+Compute: independent vector FMA chains on all threads (C in the Cython extension, widest ISA
+the CPU has; also a Numba version), reported beside a 2048^3 float32 GEMM in NumPy and torch
+and torch's conv2d (128->128, 28x28, 3x3, N=8). The ceiling ``peak_gflops`` is the highest of
+these: a ceiling that a library exceeds would make every fraction of peak wrong.
+
+Memory: STREAM-like kernels on arrays far larger than the last-level cache, all threads:
+copy (8 B/elem), triad a = b + s*c (12 B), read-only sum (4 B), in-place update a += s*b
+(12 B, no write-allocate). ``bw_gbs`` is the highest; each is stored.
+
+Results are cached per machine fingerprint and thread count (``~/.cache/dlbench`` or
+``$DLBENCH_CACHE_DIR``); every run records the calibration it used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+
+CAL_VERSION = 1
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("DLBENCH_CACHE_DIR", Path.home() / ".cache" / "dlbench"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+# ---------------------------------------------------------------- compute micro-kernels
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def _fma_numba(iters, nthreads):
+    out = np.zeros(nthreads, np.float32)
+    for t in nb.prange(nthreads):
+        acc = np.empty(96, np.float32)
+        for k in range(96):
+            acc[k] = 1.0 + 0.001 * k + t
+        b = np.float32(0.999999)
+        c = np.float32(1e-6)
+        for _ in range(iters):
+            for k in range(96):
+                acc[k] = acc[k] * b + c
+        out[t] = acc.sum()
+    return out
+
+
+def _best_rate(fn, work, repeats=5) -> float:
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best = max(best, work / dt)
+    return best
+
+
+def fma_gflops_cython(threads: int) -> float:
+    try:
+        from dlbench.kernels.cython import _omp
+    except ImportError:
+        return float("nan")
+    if _omp.fma_width() == 0:
+        return float("nan")
+    _omp.fma_peak(1000, threads)
+    flops, _ = _omp.fma_peak(1000, threads)
+    # size iterations for about 0.2 s per repeat
+    t0 = time.perf_counter()
+    _omp.fma_peak(200_000, threads)
+    dt = time.perf_counter() - t0
+    iters = max(1000, int(200_000 * 0.2 / max(dt, 1e-6)))
+    work = _omp.fma_peak(iters, threads)[0]
+    return _best_rate(lambda: _omp.fma_peak(iters, threads), work) / 1e9
+
+
+def fma_gflops_numba(threads: int) -> float:
+    _fma_numba(10, threads)
+    t0 = time.perf_counter()
+    _fma_numba(100_000, threads)
+    dt = time.perf_counter() - t0
+    iters = max(1000, int(100_000 * 0.2 / max(dt, 1e-6)))
+    return _best_rate(lambda: _fma_numba(iters, threads), 2.0 * 96 * iters * threads) / 1e9
+
+
+def gemm_gflops_numpy(n: int = 2048) -> float:
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = a.T.copy()
+    a @ b
+    return _best_rate(lambda: a @ b, 2.0 * n**3, repeats=3) / 1e9
+
+
+def torch_gflops(n: int = 2048) -> dict:
+    """torch float32 GEMM and conv2d (128->128, 28x28, 3x3 pad 1, N=8) GFLOP/s, or {} without torch."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    with torch.no_grad():
+        a = torch.randn(n, n)
+        b = torch.randn(n, n)
+        a @ b
+        gemm = _best_rate(lambda: a @ b, 2.0 * n**3, repeats=3) / 1e9
+        x = torch.randn(8, 128, 28, 28)
+        w = torch.randn(128, 128, 3, 3)
+        f = lambda: torch.nn.functional.conv2d(x, w, padding=1)
+        f()
+        conv = _best_rate(f, 2.0 * 8 * 128 * 128 * 9 * 28 * 28, repeats=5) / 1e9
+    return {"gemm_gflops_torch": gemm, "conv_gflops_torch": conv}
+
+
+# ---------------------------------------------------------------- memory kernels
+@nb.njit(parallel=True, cache=True)
+def _copy(a, b):
+    for i in nb.prange(a.shape[0]):
+        b[i] = a[i]
+
+
+@nb.njit(parallel=True, cache=True)
+def _triad(a, b, c, s):
+    for i in nb.prange(a.shape[0]):
+        a[i] = b[i] + s * c[i]
+
+
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def _read(a):
+    s = 0.0
+    for i in nb.prange(a.shape[0]):
+        s += a[i]
+    return s
+
+
+@nb.njit(parallel=True, cache=True)
+def _update(a, b, s):
+    for i in nb.prange(a.shape[0]):
+        a[i] += s * b[i]
+
+
+def bandwidth_gbs(n: int = 1 << 25) -> dict:
+    """STREAM-like GB/s (decimal) for copy, triad, read and in-place update on float32 arrays of n."""
+    a = np.ones(n, np.float32)
+    b = np.ones(n, np.float32)
+    c = np.ones(n, np.float32)
+    s = np.float32(1e-7)
+    kernels = {
+        "bw_copy_gbs": (lambda: _copy(a, b), 8.0 * n),
+        "bw_triad_gbs": (lambda: _triad(a, b, c, s), 12.0 * n),
+        "bw_read_gbs": (lambda: _read(a), 4.0 * n),
+        "bw_update_gbs": (lambda: _update(a, b, s), 12.0 * n),
+    }
+    out = {}
+    for name, (fn, nbytes) in kernels.items():
+        fn()
+        out[name] = _best_rate(fn, nbytes, repeats=7) / 1e9
+    return out
+
+
+def calibrate(threads: int | None = None, *, force: bool = False, quick: bool = False,
+              progress=None) -> dict:
+    """Measure (or load from cache) the compute and bandwidth ceilings for ``threads`` threads.
+
+    Returns a dict with peak_gflops, bw_gbs, every component figure, the BLAS kernel, the
+    fingerprint and when it was measured. ``quick`` skips the torch figures (for tests).
+    """
+    from dlbench.machine import fingerprint, machine_info
+    from dlbench.threads import blas_info, default_threads, set_threads
+
+    threads = threads or default_threads()
+    fp = fingerprint()
+    path = cache_dir() / f"calibration-{fp}-t{threads}.json"
+    if path.exists() and not force:
+        try:
+            cal = json.loads(path.read_text())
+            if cal.get("version") == CAL_VERSION and (quick or not cal.get("quick")):
+                return cal
+        except (OSError, ValueError):
+            pass
+    set_threads(threads)
+    say = progress or (lambda msg: None)
+    cal: dict = {"version": CAL_VERSION, "fingerprint": fp, "threads": threads, "quick": quick,
+                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **blas_info()}
+    say("compute: FMA chains (C, all threads)")
+    cal["fma_gflops_cython"] = fma_gflops_cython(threads)
+    say("compute: FMA chains (Numba)")
+    cal["fma_gflops_numba"] = fma_gflops_numba(threads)
+    say("compute: NumPy 2048^3 GEMM")
+    cal["gemm_gflops_numpy"] = gemm_gflops_numpy(1024 if quick else 2048)
+    if not quick:
+        say("compute: torch GEMM and conv2d")
+        cal.update(torch_gflops())
+    say("memory: copy / triad / read / update")
+    cal.update(bandwidth_gbs(1 << 23 if quick else 1 << 25))
+    comp = [v for k, v in cal.items() if k.endswith("_gflops_cython") or k.endswith("_gflops_numba")
+            or k.startswith(("gemm_gflops", "conv_gflops"))]
+    cal["peak_gflops"] = float(np.nanmax(comp))
+    cal["peak_source"] = max(((k, v) for k, v in cal.items() if isinstance(v, float) and v == cal["peak_gflops"]
+                              and k != "peak_gflops"), default=("", 0))[0]
+    bws = {k: v for k, v in cal.items() if k.startswith("bw_") and k.endswith("_gbs")}
+    cal["bw_gbs"] = float(max(bws.values()))
+    cal["bw_source"] = max(bws, key=bws.get)
+    cal["machine"] = machine_info()
+    try:
+        path.write_text(json.dumps(cal, indent=1))
+    except OSError:
+        pass
+    return cal

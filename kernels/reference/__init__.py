@@ -1,0 +1,1 @@
+"""Pure NumPy reference kernels: the executable specification every other backend is tested against."""
