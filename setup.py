@@ -52,6 +52,9 @@ def extensions():
     from Cython.Build import cythonize
 
     omp_c, omp_l = openmp_flags()
+    # Kernels are built on the machine that runs them (like BLAS); DLBENCH_PORTABLE=1 gives a
+    # generic x86-64 build for a wheel that must run elsewhere.
+    arch = [] if os.environ.get("DLBENCH_PORTABLE") else ["-march=native"]
     exts = []
     only = os.environ.get("DLBENCH_PYX")  # e.g. DLBENCH_PYX=conv* to rebuild a subset in place
     for pyx in sorted(glob(os.path.join("kernels", "cython", only or "*.pyx"))):
@@ -59,7 +62,7 @@ def extensions():
         exts.append(Extension(
             name, [pyx],
             include_dirs=[np.get_include(), os.path.join("kernels", "cython")],
-            extra_compile_args=["-O3", "-ffp-contract=fast", *omp_c],
+            extra_compile_args=["-O3", "-ffp-contract=fast", *arch, *omp_c],
             extra_link_args=omp_l,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         ))
