@@ -43,7 +43,7 @@ def _version(modname: str) -> str:
         return ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def backend_status(name: str) -> BackendStatus:
     """Availability of one backend (cached for the process)."""
     if name not in BACKENDS:
@@ -116,7 +116,7 @@ def _cuda_status() -> BackendStatus:
 
 def backends() -> pd.DataFrame:
     """Availability table: one row per backend with mode, version and the reason when unavailable."""
-    from dlbench.registry import find_kernels, load_builtin_kernels, LOAD_ERRORS
+    from dlbench.registry import LOAD_ERRORS, find_kernels, load_builtin_kernels
 
     load_builtin_kernels()
     rows = []

@@ -1,0 +1,246 @@
+"""The benchmark runner behind ``dlbench run`` and ``db.run``.
+
+For each case of each suite and each variant (backend, algorithm): check availability (an
+unavailable backend or an inapplicable kernel is a *skipped* row with the reason), bind fresh
+inputs, time the call (first call = compile time, then warm-up and adaptive repeats), derive
+GFLOP/s, GB/s and fractions of the calibrated peaks from the op's models, and append the rows
+to the run folder at once. ``resume=True`` skips variants already stored.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import pandas as pd
+
+from dlbench.errors import UserError
+from dlbench.results import ResultStore, new_run_id, point_latest, variant_key
+from dlbench.suite import Bound, Case, Skip, Variant, get_suite, list_suites
+
+QUICK_TARGET, FULL_TARGET = 0.2, 1.0
+
+
+def _device_of(backend: str) -> str:
+    from dlbench.backends import backend_status
+
+    if backend == "numba-cuda":
+        return backend_status(backend).mode or "cuda"
+    if backend == "torch":
+        return "cpu"
+    return "cpu"
+
+
+def _base_row(case: Case, var: Variant, threads: int, ctx: dict) -> dict:
+    return {"run_id": ctx["run_id"], "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "suite": case.suite,
+            "benchmark": case.name, "op": case.op, "params": case.params_json, "backend": var.backend,
+            "algorithm": var.algorithm, "chosen": "", "dtype": case.dtype, "threads": threads,
+            "device": _device_of(var.backend), "git_rev": ctx["git_rev"], "machine": ctx["machine"],
+            "status": "ok", "message": ""}
+
+
+def _metric(base: dict, metric: str, value: float, unit: str, **extra) -> dict:
+    return {**base, "metric": metric, "value": float(value), "unit": unit, **extra}
+
+
+def _not_runnable(case: Case, var: Variant) -> str | None:
+    """Reason this variant cannot run here, or None."""
+    from dlbench.backends import backend_status
+    from dlbench.registry import KERNELS, load_builtin_kernels
+
+    st = backend_status(var.backend)
+    if not st.available:
+        return st.reason
+    if not st.timed:
+        return st.reason or f"{var.backend} is not timed here"
+    load_builtin_kernels()
+    kern = KERNELS.get((case.op, var.algorithm, var.backend))
+    if kern is not None:
+        return kern.applies(case.dtype, **case.params)
+    return None
+
+
+def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_time: float) -> list[dict]:
+    """Rows for one variant of one case (ok, skipped or error)."""
+    from dlbench.timing import measure, measure_cuda
+
+    base = _base_row(case, var, threads, ctx)
+    reason = _not_runnable(case, var)
+    if reason:
+        return [_metric({**base, "status": "skipped", "message": reason}, "time", math.nan, "s")]
+    try:
+        bound = case.bind(var, case.dtype)
+        if not isinstance(bound, Bound):
+            bound = Bound(bound)
+        tt = case.target_time or target_time
+        if bound.timer == "cuda":
+            t = measure_cuda(bound.fn, target_time=tt)
+        else:
+            t = measure(bound.fn, target_time=tt, sync=bound.sync)
+    except Skip as e:
+        return [_metric({**base, "status": "skipped", "message": str(e)}, "time", math.nan, "s")]
+    except (ValueError, NotImplementedError) as e:
+        return [_metric({**base, "status": "skipped", "message": f"{type(e).__name__}: {e}"},
+                        "time", math.nan, "s")]
+    except Exception as e:  # noqa: BLE001 - a failing kernel is recorded, the run goes on
+        msg = f"{type(e).__name__}: {e}"
+        if os.environ.get("DLBENCH_DEBUG"):
+            traceback.print_exc()
+        return [_metric({**base, "status": "error", "message": msg}, "time", math.nan, "s")]
+    chosen = bound.extra.get("chosen", "")
+    if not chosen and var.algorithm == "auto":
+        try:
+            from dlbench.autotune import last_choice
+        except ImportError:
+            last_choice = None
+        chosen = (last_choice(case.op) or "") if last_choice else ""
+    base["chosen"] = chosen
+    stats = {"min": t.min, "median": t.median, "iqr": t.iqr, "cv": t.cv, "n_samples": t.n_samples,
+             "samples": ",".join(f"{s:.6g}" for s in t.samples)}
+    rows = [_metric(base, "time", t.median, "s", **stats),
+            _metric(base, "compile_time", t.compile_time, "s", message="first call minus steady-state median"),
+            _metric(base, "first_call", t.first_call, "s")]
+    flops, nbytes = case.flops(), case.bytes()
+    cal = ctx["calibration"]
+    if math.isfinite(flops) and flops > 0:
+        gf = flops / t.median / 1e9
+        rows.append(_metric(base, "gflops", gf, "GFLOP/s"))
+        rows.append(_metric(base, "frac_peak_flops", gf / cal["peak_gflops"], "fraction"))
+    if math.isfinite(nbytes) and nbytes > 0:
+        gb = nbytes / t.median / 1e9
+        rows.append(_metric(base, "gbs", gb, "GB/s"))
+        rows.append(_metric(base, "frac_peak_bw", gb / cal["bw_gbs"], "fraction"))
+    if case.metrics is not None:
+        for name, (value, unit) in case.metrics(t).items():
+            rows.append(_metric(base, name, value, unit))
+    if bound.check is not None:
+        rows.append(_metric(base, "max_rel_error", bound.check(), "relative"))
+    return rows
+
+
+def select_cases(suites: list[str], quick: bool, pattern: str | None) -> list[Case]:
+    cases = []
+    for name in suites:
+        for c in get_suite(name).cases(quick):
+            full = f"{c.suite}/{c.name}"
+            if pattern and not (fnmatch.fnmatch(full, f"*{pattern}*") or pattern in full):
+                continue
+            cases.append(c)
+    return cases
+
+
+def run(suites=None, backends=None, quick: bool = True, threads: int | None = None, filter: str | None = None,
+        out: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
+        target_time: float | None = None, calibration: dict | None = None) -> pd.DataFrame:
+    """Run suites and return the results table (also written to ``out``, default results/<run-id>).
+
+    suites: a name or list of names (default: the default suites); backends: restrict variants to
+    these backends; quick: small sizes; threads: one setting for every CPU backend; filter: a
+    substring or glob on "suite/benchmark"; resume: continue the run in ``out`` (or the latest).
+    """
+    from dlbench.backends import check_backend
+    from dlbench.calibrate import calibrate
+    from dlbench.machine import fingerprint, git_revision, machine_info, versions
+    from dlbench.threads import blas_info, set_threads
+
+    if isinstance(suites, str):
+        suites = [suites]
+    suites = list(suites or [s.name for s in list_suites() if s.default])
+    for s in suites:
+        get_suite(s)  # validates
+    if isinstance(backends, str):
+        backends = [backends]
+    for b in backends or []:
+        check_backend(b)
+    applied = set_threads(threads)
+    threads = applied["threads"]
+    root = Path("results")
+    if resume and out is None:
+        from dlbench.results import latest_run
+
+        last = latest_run(root)
+        if last is None:
+            raise UserError("--resume: no earlier run under results/ (pass --out DIR)")
+        out = last
+    out = Path(out) if out is not None else root / new_run_id()
+    store = ResultStore(out, run_id=None if resume else out.name, resume=resume)
+    cases = select_cases(suites, quick, filter)
+    if not cases:
+        raise UserError(f"no benchmark matches --filter {filter!r} in suites {', '.join(suites)}")
+    say = (lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None)
+    cal = calibration or calibrate(threads, progress=lambda m: say(f"calibrating: {m}"))
+    ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal}
+    store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
+                      "backends": backends, "filter": filter, "command": " ".join(sys.argv),
+                      "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
+                      "calibration": cal, "blas": blas_info(), "versions": versions(), "status": "running",
+                      "started": store.read_meta().get("started") or time.strftime("%Y-%m-%dT%H:%M:%S")})
+    if root in out.parents or out.parent == root:
+        point_latest(root, out)
+    done = store.done_keys()
+    todo = [(c, v) for c in cases for v in c.variants if not backends or v.backend in backends]
+    tt = target_time or (QUICK_TARGET if quick else FULL_TARGET)
+    abort_after = int(os.environ.get("DLBENCH_TEST_ABORT_AFTER", "0"))  # fault injection for tests
+    finished = 0
+    with _progress(progress, len(todo)) as advance:
+        for case, var in todo:
+            probe = _base_row(case, var, threads, ctx)
+            label = f"{case.suite}/{case.name} {var.label}"
+            if variant_key(probe) in done:
+                advance(label + " (done)")
+                continue
+            store.append(measure_variant(case, var, threads, ctx, tt))
+            finished += 1
+            advance(label)
+            if abort_after and finished >= abort_after:
+                os._exit(137)
+    store.write_meta({"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    df = store.df
+    df.attrs["path"] = str(out)
+    return df
+
+
+class _progress:
+    """A rich progress bar on stderr (or nothing when disabled / not a terminal and quiet)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda label: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.p = Progress(TextColumn("{task.description:<60}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        self.p.__enter__()
+        self.task = self.p.add_task("benchmarks", total=self.total)
+
+        def advance(label):
+            self.p.update(self.task, advance=1, description=label[:60])
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.p.__exit__(*exc)
+        return False
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per measured variant: median time, GFLOP/s, GB/s, % of peaks, status."""
+    if df.empty:
+        return df
+    key = ["suite", "benchmark", "backend", "algorithm", "dtype"]
+    wide = df.pivot_table(index=key, columns="metric", values="value", aggfunc="first")
+    st = df.drop_duplicates(key).set_index(key)[["status", "message", "chosen"]]
+    out = st.join(wide, how="left").reset_index()
+    cols = [c for c in key + ["chosen", "status", "time", "gflops", "gbs", "frac_peak_flops", "frac_peak_bw",
+                              "compile_time", "message"] if c in out.columns]
+    return out[cols]
