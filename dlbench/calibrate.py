@@ -196,8 +196,8 @@ def calibrate(threads: int | None = None, *, force: bool = False, quick: bool = 
     comp = [v for k, v in cal.items() if k.endswith("_gflops_cython") or k.endswith("_gflops_numba")
             or k.startswith(("gemm_gflops", "conv_gflops"))]
     cal["peak_gflops"] = float(np.nanmax(comp))
-    cal["peak_source"] = max(((k, v) for k, v in cal.items() if isinstance(v, float) and v == cal["peak_gflops"]
-                              and k != "peak_gflops"), default=("", 0))[0]
+    sources = [k for k, v in cal.items() if isinstance(v, float) and v == cal["peak_gflops"]]
+    cal["peak_source"] = next((k for k in sources if k != "peak_gflops"), "")
     bws = {k: v for k, v in cal.items() if k.startswith("bw_") and k.endswith("_gbs")}
     cal["bw_gbs"] = float(max(bws.values()))
     cal["bw_source"] = max(bws, key=bws.get)

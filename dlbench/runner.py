@@ -103,7 +103,8 @@ def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_ti
     stats = {"min": t.min, "median": t.median, "iqr": t.iqr, "cv": t.cv, "n_samples": t.n_samples,
              "samples": ",".join(f"{s:.6g}" for s in t.samples)}
     rows = [_metric(base, "time", t.median, "s", **stats),
-            _metric(base, "compile_time", t.compile_time, "s", message="first call minus steady-state median"),
+            _metric(base, "compile_time", t.compile_time, "s",
+                    message="first call minus steady-state median"),
             _metric(base, "first_call", t.first_call, "s")]
     flops, nbytes = case.flops(), case.bytes()
     cal = ctx["calibration"]
