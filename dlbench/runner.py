@@ -174,7 +174,8 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     if not cases:
         raise UserError(f"no benchmark matches --filter {filter!r} in suites {', '.join(suites)}")
     say = (lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None)
-    cal = calibration or calibrate(threads, progress=lambda m: say(f"calibrating: {m}"))
+    quick_cal = os.environ.get("DLBENCH_QUICK_CALIBRATION", "") not in ("", "0")  # tests: small, no torch
+    cal = calibration or calibrate(threads, quick=quick_cal, progress=lambda m: say(f"calibrating: {m}"))
     ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
                       "backends": backends, "filter": filter, "command": " ".join(sys.argv),
