@@ -1,0 +1,301 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Cython + OpenMP recurrences of the chapter-10 RNN kernels (eq. 10.8-10.21, fig. 10.4).
+
+The sequential part of each pass runs here without the GIL: per time step one BLAS product
+(the (N x n_h) @ (n_h x n_h) product with W, through SciPy's BLAS, whose ``?gemm`` pointers are
+read from ``scipy.linalg.cython_blas`` at import: no SciPy needed at build time) and a fused
+element-wise pass parallel over the batch with OpenMP ``prange``. The big one-shot GEMMs over
+all time steps are done by the caller (``rnn_register.py``). float32 uses a vectorisable
+rational tanh (error < 4e-7); float64 uses libm's tanh. Arrays are C-contiguous.
+"""
+
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
+from cython.parallel cimport prange
+from libc.math cimport exp, log, tanh
+
+ctypedef fused real:
+    float
+    double
+
+ctypedef void (*sgemm_t)(char *ta, char *tb, int *m, int *n, int *k, float *alpha, float *a, int *lda,
+                         float *b, int *ldb, float *beta, float *c, int *ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a, int *lda,
+                         double *b, int *ldb, double *beta, double *c, int *ldc) noexcept nogil
+
+cdef sgemm_t _sgemm = NULL
+cdef dgemm_t _dgemm = NULL
+
+
+cdef void *_blas_pointer(str name) except NULL:
+    from scipy.linalg import cython_blas
+    cap = cython_blas.__pyx_capi__[name]
+    return PyCapsule_GetPointer(cap, PyCapsule_GetName(cap))
+
+
+_sgemm = <sgemm_t>_blas_pointer("sgemm")
+_dgemm = <dgemm_t>_blas_pointer("dgemm")
+
+
+cdef inline void _mm(real *a, bint trans_a, real *b, bint trans_b, real *c, int m, int n, int k,
+                     real beta) noexcept nogil:
+    """Row-major C (m x n) = op(A) (m x k) @ op(B) (k x n) + beta C, all contiguous: the
+    column-major BLAS call for C^T = op(B)^T op(A)^T."""
+    cdef char ta = b'T' if trans_b else b'N'
+    cdef char tb = b'T' if trans_a else b'N'
+    cdef int lda = k if trans_b else n         # row length of B as stored
+    cdef int ldb = m if trans_a else k         # row length of A as stored
+    cdef int ldc = n
+    cdef real one = 1
+    if real is float:
+        _sgemm(&ta, &tb, &n, &m, &k, &one, b, &lda, a, &ldb, &beta, c, &ldc)
+    else:
+        _dgemm(&ta, &tb, &n, &m, &k, &one, b, &lda, a, &ldb, &beta, c, &ldc)
+
+
+cdef inline float _tanh32(float x) noexcept nogil:
+    """Rational minimax tanh on [-7.905, 7.905] (Eigen's float32 approximation)."""
+    cdef float clamp = <float>7.90531110763549805
+    cdef float xc = x if x < clamp else clamp
+    xc = xc if xc > -clamp else -clamp
+    cdef float x2 = xc * xc
+    cdef float p = <float>-2.76076847742355e-16
+    p = p * x2 + <float>2.00018790482477e-13
+    p = p * x2 + <float>-8.60467152213735e-11
+    p = p * x2 + <float>5.12229709037114e-08
+    p = p * x2 + <float>1.48572235717979e-05
+    p = p * x2 + <float>6.37261928875436e-04
+    p = p * x2 + <float>4.89352455891786e-03
+    cdef float q = <float>1.19825839466702e-06
+    q = q * x2 + <float>1.18534705686654e-04
+    q = q * x2 + <float>2.26843463243900e-03
+    q = q * x2 + <float>4.89352518554385e-03
+    cdef float r = xc * p / q
+    cdef float tiny = <float>0.0004
+    return x if (x < tiny and x > -tiny) else r
+
+
+cdef inline real _act(real a) noexcept nogil:
+    if real is float:
+        return _tanh32(a)
+    else:
+        return tanh(a)
+
+
+def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] W, real[::1] b,
+                       long long[::1] lengths, real[:, ::1] h_last, real[:, ::1] tmp):
+    """h holds U x(t) on entry and h(t) on exit (eq. 10.8-10.9): per step tmp = h(t-1) W^T (BLAS),
+    then h(t) = tanh(U x(t) + b + tmp) on live rows (0 on padding); h_last[i] = h(L_i)."""
+    cdef Py_ssize_t tau = h.shape[0], n = h.shape[1], nh = h.shape[2]
+    cdef Py_ssize_t t, i, j
+    cdef real *prev
+    cdef real *row
+    cdef real *tr
+    with nogil:
+        for t in range(tau):
+            prev = &h0[0, 0] if t == 0 else &h[t - 1, 0, 0]
+            _mm(prev, False, &W[0, 0], True, &tmp[0, 0], <int>n, <int>nh, <int>nh, 0)
+            for i in prange(n, schedule="static"):
+                row = &h[t, i, 0]
+                tr = &tmp[i, 0]
+                if t < lengths[i]:
+                    for j in range(nh):
+                        row[j] = _act(row[j] + b[j] + tr[j])
+                    if t == lengths[i] - 1:
+                        for j in range(nh):
+                            h_last[i, j] = row[j]
+                else:
+                    for j in range(nh):
+                        row[j] = 0
+
+
+def backward_recurrence(real[:, :, ::1] da, real[:, :, ::1] h, real[:, ::1] W, long long[::1] lengths,
+                        real[:, ::1] grad_h_last, bint has_last, Py_ssize_t truncate, real[:, ::1] carry):
+    """BPTT (eq. 10.20-10.21): da holds V^T dL/do(t) on entry and dL/da(t) on exit; from t = tau
+    down: g = da[t] + carry (+ dL/dh(L_i) at the last step), da[t] = (1 - h(t)^2) g on live rows,
+    carry = da[t] W (BLAS), cut at truncation boundaries. On exit carry = dL/dh(0)."""
+    cdef Py_ssize_t tau = h.shape[0], n = h.shape[1], nh = h.shape[2]
+    cdef Py_ssize_t t, i, j
+    cdef real g, hv
+    cdef real *dr
+    cdef real *hr
+    cdef real *cr
+    with nogil:
+        for i in range(n):
+            for j in range(nh):
+                carry[i, j] = 0
+        for t in range(tau - 1, -1, -1):
+            for i in prange(n, schedule="static"):
+                dr = &da[t, i, 0]
+                hr = &h[t, i, 0]
+                cr = &carry[i, 0]
+                if t < lengths[i]:
+                    if has_last and t == lengths[i] - 1:
+                        for j in range(nh):
+                            cr[j] = cr[j] + grad_h_last[i, j]
+                    for j in range(nh):
+                        dr[j] = (1 - hr[j] * hr[j]) * (dr[j] + cr[j])
+                else:
+                    for j in range(nh):
+                        dr[j] = 0
+            if t > 0 and truncate > 0 and t % truncate == 0:
+                for i in range(n):
+                    for j in range(nh):
+                        carry[i, j] = 0
+            else:
+                _mm(&da[t, 0, 0], False, &W[0, 0], False, &carry[0, 0], <int>n, <int>nh, <int>nh, 0)
+        if has_last:
+            for i in range(n):
+                if lengths[i] == 0:
+                    for j in range(nh):
+                        carry[i, j] = carry[i, j] + grad_h_last[i, j]
+
+
+def bias_mask(real[:, :, ::1] o, real[::1] c, long long[::1] lengths):
+    """o(t) += c (eq. 10.10) on live steps, 0 on padding steps."""
+    cdef Py_ssize_t tau = o.shape[0], n = o.shape[1], k = o.shape[2]
+    cdef Py_ssize_t t, i, j
+    with nogil:
+        for t in prange(tau, schedule="static"):
+            for i in range(n):
+                if t < lengths[i]:
+                    for j in range(k):
+                        o[t, i, j] = o[t, i, j] + c[j]
+                else:
+                    for j in range(k):
+                        o[t, i, j] = 0
+
+
+def masked_sum(real[:, :, ::1] a, long long[::1] lengths, real[::1] out):
+    """out = sum over live steps (t < L_i) of a[t, i, :]."""
+    cdef Py_ssize_t tau = a.shape[0], n = a.shape[1], k = a.shape[2]
+    cdef Py_ssize_t t, i, j
+    with nogil:
+        for j in range(k):
+            out[j] = 0
+        for t in range(tau):
+            for i in range(n):
+                if t < lengths[i]:
+                    for j in range(k):
+                        out[j] = out[j] + a[t, i, j]
+
+
+def nll(real[:, :, ::1] o, long long[:, ::1] y, long long[::1] lengths, real[:, :, ::1] grad):
+    """Eq. 10.11-10.14 and 10.18 fused per (t, i) row: returns the loss (float64) and writes
+    grad = softmax(o) - onehot(y) (0 on padding)."""
+    cdef Py_ssize_t tau = o.shape[0], n = o.shape[1], k = o.shape[2]
+    cdef Py_ssize_t r, t, i, j
+    cdef double loss = 0, m, s, e
+    with nogil:
+        for r in prange(tau * n, schedule="static"):
+            t = r // n
+            i = r - t * n
+            if t >= lengths[i]:
+                for j in range(k):
+                    grad[t, i, j] = 0
+            else:
+                m = o[t, i, 0]
+                for j in range(1, k):
+                    if o[t, i, j] > m:
+                        m = o[t, i, j]
+                s = 0
+                for j in range(k):
+                    e = exp(o[t, i, j] - m)
+                    grad[t, i, j] = <real>e
+                    s = s + e
+                for j in range(k):
+                    grad[t, i, j] = <real>(grad[t, i, j] / s)
+                grad[t, i, y[t, i]] = grad[t, i, y[t, i]] - 1
+                loss += log(s) + m - o[t, i, y[t, i]]
+    return loss
+
+
+def tf_activate(real[:, :, ::1] h, long long[:, ::1] prev, real[:, ::1] Wt, real[::1] b,
+                long long[::1] lengths):
+    """Fig. 10.4 with teacher forcing: h holds U x(t); h = tanh(U x(t) + b + W[:, y(t-1)])."""
+    cdef Py_ssize_t tau = h.shape[0], n = h.shape[1], nh = h.shape[2]
+    cdef Py_ssize_t r, t, i, j
+    cdef long long p
+    with nogil:
+        for r in prange(tau * n, schedule="static"):
+            t = r // n
+            i = r - t * n
+            p = prev[t, i]
+            if t >= lengths[i]:
+                for j in range(nh):
+                    h[t, i, j] = 0
+            elif p >= 0:
+                for j in range(nh):
+                    h[t, i, j] = _act(h[t, i, j] + b[j] + Wt[p, j])
+            else:
+                for j in range(nh):
+                    h[t, i, j] = _act(h[t, i, j] + b[j])
+
+
+def tf_backward(real[:, :, ::1] da, real[:, :, ::1] h, long long[:, ::1] prev, long long[::1] lengths,
+                real[:, ::1] dWt):
+    """da holds V^T dL/do(t); becomes (1 - h^2) da on live steps (0 on padding), and
+    dW^T[y(t-1), :] += da(t) (serial scatter)."""
+    cdef Py_ssize_t tau = h.shape[0], n = h.shape[1], nh = h.shape[2]
+    cdef Py_ssize_t r, t, i, j
+    cdef long long p
+    with nogil:
+        for r in prange(tau * n, schedule="static"):
+            t = r // n
+            i = r - t * n
+            if t >= lengths[i]:
+                for j in range(nh):
+                    da[t, i, j] = 0
+            else:
+                for j in range(nh):
+                    da[t, i, j] = (1 - h[t, i, j] * h[t, i, j]) * da[t, i, j]
+        for t in range(tau):
+            for i in range(n):
+                p = prev[t, i]
+                if p >= 0:
+                    for j in range(nh):
+                        dWt[p, j] = dWt[p, j] + da[t, i, j]
+
+
+def generate(real[:, :, ::1] a_in, real[:, ::1] Wt, real[::1] b, real[:, ::1] V, real[::1] c,
+             long long[::1] y0, double[:, ::1] u, bint sample, long long[:, ::1] tokens,
+             real[:, :, ::1] o, real[:, ::1] hbuf):
+    """Free-running generation of fig. 10.4: per step h = tanh(U x(t) + b + W[:, y_hat(t-1)]),
+    o = h V^T + c (BLAS), y_hat(t) = argmax o or the inverse-CDF draw of softmax(o) at u."""
+    cdef Py_ssize_t tau = a_in.shape[0], n = a_in.shape[1], nh = a_in.shape[2], k = V.shape[0]
+    cdef Py_ssize_t t, i, j, best
+    cdef long long p
+    cdef double m, s, cum, target
+    cdef long long[::1] prev = y0.copy()
+    with nogil:
+        for t in range(tau):
+            for i in range(n):
+                p = prev[i]
+                for j in range(nh):
+                    if p >= 0:
+                        hbuf[i, j] = _act(a_in[t, i, j] + b[j] + Wt[p, j])
+                    else:
+                        hbuf[i, j] = _act(a_in[t, i, j] + b[j])
+            _mm(&hbuf[0, 0], False, &V[0, 0], True, &o[t, 0, 0], <int>n, <int>k, <int>nh, 0)
+            for i in range(n):
+                for j in range(k):
+                    o[t, i, j] = o[t, i, j] + c[j]
+                best = 0
+                m = o[t, i, 0]
+                for j in range(1, k):
+                    if o[t, i, j] > m:
+                        m = o[t, i, j]
+                        best = j
+                if sample:
+                    s = 0
+                    for j in range(k):
+                        s = s + exp(o[t, i, j] - m)
+                    target = u[t, i] * s
+                    cum = 0
+                    best = k - 1
+                    for j in range(k):
+                        cum = cum + exp(o[t, i, j] - m)
+                        if cum > target:
+                            best = j
+                            break
+                tokens[t, i] = best
+                prev[i] = best
