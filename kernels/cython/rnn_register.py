@@ -7,9 +7,9 @@ without the GIL (per step one BLAS product with W, OpenMP over the batch).
 """
 
 import numpy as np
-
 from dlbench.kernels.cython import rnn as _cy
 from dlbench.kernels.numba_cpu.rnn_blas import matmul
+
 from dlbench.registry import register_kernel
 
 
