@@ -1,0 +1,122 @@
+"""Numba CPU batch normalization (eq. 8.35-8.37): two passes over memory per direction.
+
+Both directions are one per-channel reduction followed by one per-channel affine map:
+
+- reduce: s1[c] = sum (u - su[c]), s2[c] = sum (u - su[c]) (v - sv[c]), float64 accumulators;
+  forward: u = v = x shifted by its first value per channel (mean and variance without
+  cancellation), backward: u = dy, v = x, sv = mu (sum dy and sum dy (x - mu));
+- apply: out = a[c] u + b[c] (v - sv[c]) + d[c]; forward y = gamma invstd (x - mu) + beta,
+  backward dx = gamma invstd dy - gamma invstd^3 s2/m (x - mu) - gamma invstd s1/m.
+
+Convolutional (N, C, L) input runs parallel over channels (reduce) and over the N*C maps (apply);
+dense (N, D) input (L = 1) runs parallel over blocks of columns and vectorises along D.
+"""
+
+import numba as nb
+import numpy as np
+from dlbench.kernels.reference.batchnorm import backward_coefficients, forward_coefficients, statistics
+
+from dlbench.registry import register_kernel
+
+_BLOCK = 256   # dense columns per task
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _reduce_maps(u, v, su, sv, s1, s2):
+    N, C, L = u.shape
+    for c in nb.prange(C):
+        a1 = 0.0
+        a2 = 0.0
+        cu = su[c]
+        cv = sv[c]
+        for n in range(N):
+            for i in range(L):
+                du = np.float64(u[n, c, i] - cu)
+                a1 += du
+                a2 += du * np.float64(v[n, c, i] - cv)
+        s1[c] = a1
+        s2[c] = a2
+
+
+@nb.njit(parallel=True, cache=True)
+def _reduce_dense(u, v, su, sv, s1, s2):
+    N, C = u.shape
+    nblocks = (C + _BLOCK - 1) // _BLOCK
+    for bi in nb.prange(nblocks):
+        c0 = bi * _BLOCK
+        c1 = min(C, c0 + _BLOCK)
+        a1 = np.zeros(c1 - c0)
+        a2 = np.zeros(c1 - c0)
+        for n in range(N):
+            for c in range(c0, c1):
+                du = np.float64(u[n, c] - su[c])
+                a1[c - c0] += du
+                a2[c - c0] += du * np.float64(v[n, c] - sv[c])
+        for c in range(c0, c1):
+            s1[c] = a1[c - c0]
+            s2[c] = a2[c - c0]
+
+
+@nb.njit(parallel=True, cache=True)
+def _apply_maps(u, v, a, b, sv, d, out):
+    N, C, L = u.shape
+    for nc in nb.prange(N * C):
+        n = nc // C
+        c = nc - n * C
+        ac = a[c]
+        bc = b[c]
+        cv = sv[c]
+        dc = d[c]
+        for i in range(L):
+            out[n, c, i] = ac * u[n, c, i] + bc * (v[n, c, i] - cv) + dc
+
+
+@nb.njit(parallel=True, cache=True)
+def _apply_dense(u, v, a, b, sv, d, out):
+    N, C = u.shape
+    for n in nb.prange(N):
+        for c in range(C):
+            out[n, c] = a[c] * u[n, c] + b[c] * (v[n, c] - sv[c]) + d[c]
+
+
+def _reduce(u, v, su, sv):
+    c = u.shape[1]
+    s1 = np.empty(c)
+    s2 = np.empty(c)
+    if u.shape[2] == 1:
+        n, c = u.shape[:2]
+        _reduce_dense(u.reshape(n, c), v.reshape(n, c), su, sv, s1, s2)
+    else:
+        _reduce_maps(u, v, su, sv, s1, s2)
+    return s1, s2
+
+
+def _apply(u, v, a, b, sv, d):
+    out = np.empty_like(u)
+    if u.shape[2] == 1:
+        n, c = u.shape[:2]
+        _apply_dense(u.reshape(n, c), v.reshape(n, c), a, b, sv, d, out.reshape(n, c))
+    else:
+        _apply_maps(u, v, a, b, sv, d, out)
+    return out
+
+
+@register_kernel("batch_norm", "direct", "numba")
+def batch_norm(x3, gamma, beta, mean, var, training, eps):
+    """Eq. 8.35-8.37: one statistics pass (training) and one normalising pass; returns (y, mean, var)."""
+    if training:
+        shift = np.ascontiguousarray(x3[0, :, 0])
+        s1, s2 = _reduce(x3, x3, shift, shift)
+        mean, var = statistics(s1, s2, shift, x3.shape[0] * x3.shape[2], x3.dtype)
+    a, b, d = forward_coefficients(gamma, beta, var, eps, x3.dtype)
+    return _apply(x3, x3, a, b, np.asarray(mean, x3.dtype), d), mean, var
+
+
+@register_kernel("batch_norm_backward", "direct", "numba")
+def batch_norm_backward(dy3, x3, gamma, mean, invstd, training):
+    """One reduction pass (sum dy, sum dy (x - mu)) and one pass computing dx; returns (dx, dgamma, dbeta)."""
+    zero = np.zeros(x3.shape[1], x3.dtype)
+    s1, s2 = _reduce(dy3, x3, zero, mean)
+    a, b, d, dgamma, dbeta = backward_coefficients(s1, s2, gamma, invstd, training,
+                                                   x3.shape[0] * x3.shape[2], x3.dtype)
+    return _apply(dy3, x3, a, b, mean, d), dgamma, dbeta
