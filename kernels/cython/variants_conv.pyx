@@ -1,0 +1,229 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Cython + OpenMP tiled (eq. 9.10) and locally connected (eq. 9.9) convolution.
+
+Same decomposition as the Numba kernels: each output location is a small GEMM of its gathered
+patches (N, C*R*S) with its kernel stack W[i mod t_h, j mod t_w] (K, C*R*S). Thread-local
+patch buffers; OpenMP over output locations (forward), (tile pattern, K block) (weight
+gradient) and examples (input gradient). The dot products of four output channels at a time
+run in a C helper vectorised with ``omp simd`` reductions.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+
+ctypedef fused real:
+    float
+    double
+
+cdef extern from *:
+    """
+    #define DLB_DOT4(T, NAME)                                                              \\
+    static inline void NAME(const T *restrict w, long ld, const T *restrict p, long n,     \\
+                            T *restrict out) {                                             \\
+        T a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                  \\
+        const T *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;                          \\
+        _Pragma("omp simd reduction(+:a0,a1,a2,a3)")                                       \\
+        for (long q = 0; q < n; q++) {                                                     \\
+            T v = p[q]; a0 += w[q] * v; a1 += w1[q] * v; a2 += w2[q] * v; a3 += w3[q] * v; \\
+        }                                                                                  \\
+        out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;                                \\
+    }
+    #define DLB_DOT(T, NAME)                                                               \\
+    static inline T NAME(const T *restrict w, const T *restrict p, long n) {               \\
+        T a = 0;                                                                           \\
+        _Pragma("omp simd reduction(+:a)")                                                 \\
+        for (long q = 0; q < n; q++) a += w[q] * p[q];                                     \\
+        return a;                                                                          \\
+    }
+    /* d[q] += g0 s0[q] + g1 s1[q] + g2 s2[q] + g3 s3[q]: rows s_i are ld apart. */
+    #define DLB_AXPY4(T, NAME)                                                             \\
+    static inline void NAME(T *restrict d, const T *restrict s, long ld, long n,           \\
+                            T g0, T g1, T g2, T g3) {                                      \\
+        const T *s1 = s + ld, *s2 = s + 2 * ld, *s3 = s + 3 * ld;                          \\
+        for (long q = 0; q < n; q++)                                                       \\
+            d[q] += (g0 * s[q] + g1 * s1[q]) + (g2 * s2[q] + g3 * s3[q]);                  \\
+    }
+    #define DLB_AXPY(T, NAME)                                                              \\
+    static inline void NAME(T *restrict d, const T *restrict s, long n, T g) {             \\
+        for (long q = 0; q < n; q++) d[q] += g * s[q];                                     \\
+    }
+    DLB_DOT4(float, dlb_dot4_f) DLB_DOT4(double, dlb_dot4_d)
+    DLB_DOT(float, dlb_dot_f) DLB_DOT(double, dlb_dot_d)
+    DLB_AXPY4(float, dlb_axpy4_f) DLB_AXPY4(double, dlb_axpy4_d)
+    DLB_AXPY(float, dlb_axpy_f) DLB_AXPY(double, dlb_axpy_d)
+    """
+    void dlb_dot4_f(const float *w, long ld, const float *p, long n, float *out) nogil
+    void dlb_dot4_d(const double *w, long ld, const double *p, long n, double *out) nogil
+    float dlb_dot_f(const float *w, const float *p, long n) nogil
+    double dlb_dot_d(const double *w, const double *p, long n) nogil
+    void dlb_axpy4_f(float *d, const float *s, long ld, long n, float g0, float g1, float g2, float g3) nogil
+    void dlb_axpy4_d(double *d, const double *s, long ld, long n, double g0, double g1, double g2,
+                     double g3) nogil
+    void dlb_axpy_f(float *d, const float *s, long n, float g) nogil
+    void dlb_axpy_d(double *d, const double *s, long n, double g) nogil
+
+
+cdef inline void dot4(const real *w, long ld, const real *p, long n, real *out) noexcept nogil:
+    if real is float:
+        dlb_dot4_f(w, ld, p, n, out)
+    else:
+        dlb_dot4_d(w, ld, p, n, out)
+
+
+cdef inline real dot(const real *w, const real *p, long n) noexcept nogil:
+    if real is float:
+        return dlb_dot_f(w, p, n)
+    else:
+        return dlb_dot_d(w, p, n)
+
+
+cdef inline void axpy4(real *d, const real *s, long ld, long n, real g0, real g1, real g2,
+                       real g3) noexcept nogil:
+    if real is float:
+        dlb_axpy4_f(d, s, ld, n, g0, g1, g2, g3)
+    else:
+        dlb_axpy4_d(d, s, ld, n, g0, g1, g2, g3)
+
+
+cdef inline void axpy(real *d, const real *s, long n, real g) noexcept nogil:
+    if real is float:
+        dlb_axpy_f(d, s, n, g)
+    else:
+        dlb_axpy_d(d, s, n, g)
+
+
+cdef inline void gather(real[:, :, :, ::1] xp, Py_ssize_t n, Py_ssize_t i0, Py_ssize_t j0, Py_ssize_t C,
+                        Py_ssize_t R, Py_ssize_t S, real *dst) noexcept nogil:
+    cdef Py_ssize_t c, r, s, q = 0
+    for c in range(C):
+        for r in range(R):
+            for s in range(S):
+                dst[q] = xp[n, c, i0 + r, j0 + s]
+                q += 1
+
+
+def forward(real[:, :, :, ::1] xp, real[:, ::1] w2, real[:, ::1] b2, bint has_bias, int sh, int sw,
+            int th, int tw, int R, int S, real[:, :, :, ::1] y):
+    """y[n, k, i, j] = W[t(i, j)][k] . P[n] (+ b2[t, k]); w2 (t_h*t_w, K*CRS), y (N, K, Ho, Wo)."""
+    cdef Py_ssize_t N = xp.shape[0], C = xp.shape[1], K = y.shape[1], Ho = y.shape[2], Wo = y.shape[3]
+    cdef Py_ssize_t crs = C * R * S
+    cdef Py_ssize_t loc, i, j, t, n, k
+    cdef real *p
+    cdef real *acc
+    cdef real *wt
+    with nogil, parallel():
+        p = <real *> malloc((N * crs + 4) * sizeof(real))
+        acc = p + N * crs
+        for loc in prange(Ho * Wo, schedule="static"):
+            i = loc // Wo
+            j = loc - i * Wo
+            t = (i % th) * tw + (j % tw)
+            wt = &w2[t, 0]
+            for n in range(N):
+                gather(xp, n, i * sh, j * sw, C, R, S, p + n * crs)
+            for n in range(N):
+                k = 0
+                while k + 4 <= K:
+                    dot4(wt + k * crs, crs, p + n * crs, crs, acc)
+                    if has_bias:
+                        acc[0] = acc[0] + b2[t, k]
+                        acc[1] = acc[1] + b2[t, k + 1]
+                        acc[2] = acc[2] + b2[t, k + 2]
+                        acc[3] = acc[3] + b2[t, k + 3]
+                    y[n, k, i, j] = acc[0]
+                    y[n, k + 1, i, j] = acc[1]
+                    y[n, k + 2, i, j] = acc[2]
+                    y[n, k + 3, i, j] = acc[3]
+                    k = k + 4
+                while k < K:
+                    acc[0] = dot(wt + k * crs, p + n * crs, crs)
+                    if has_bias:
+                        acc[0] = acc[0] + b2[t, k]
+                    y[n, k, i, j] = acc[0]
+                    k = k + 1
+        free(p)
+
+
+def backward_weight(real[:, :, :, ::1] dy, real[:, :, :, ::1] xp, int sh, int sw, int th, int tw, int R,
+                    int S, int kchunks, real[:, ::1] dw2, real[:, ::1] db2):
+    """dw2[t, k*CRS:(k+1)*CRS] = sum over the tile's locations and n of dy[n, k, i, j] P[n]; db2 too."""
+    cdef Py_ssize_t N = xp.shape[0], C = xp.shape[1], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
+    cdef Py_ssize_t crs = C * R * S, nt = th * tw
+    cdef Py_ssize_t task, t, part, ti, tj, k0, k1, i, j, ia, jb, n, k, q
+    cdef real *p
+    cdef real *dwt
+    cdef real g0, g1, g2, g3
+    with nogil, parallel():
+        p = <real *> malloc(N * crs * sizeof(real))
+        for task in prange(nt * kchunks, schedule="static"):
+            t = task // kchunks
+            part = task - t * kchunks
+            ti = t // tw
+            tj = t - ti * tw
+            k0 = part * K // kchunks
+            k1 = (part + 1) * K // kchunks
+            dwt = &dw2[t, 0]
+            for q in range(k0 * crs, k1 * crs):
+                dwt[q] = 0
+            for k in range(k0, k1):
+                db2[t, k] = 0
+            for ia in range(Ho // th):
+                i = ia * th + ti
+                for jb in range(Wo // tw):
+                    j = jb * tw + tj
+                    for n in range(N):
+                        gather(xp, n, i * sh, j * sw, C, R, S, p + n * crs)
+                    for k in range(k0, k1):
+                        n = 0
+                        while n + 4 <= N:
+                            g0 = dy[n, k, i, j]
+                            g1 = dy[n + 1, k, i, j]
+                            g2 = dy[n + 2, k, i, j]
+                            g3 = dy[n + 3, k, i, j]
+                            axpy4(dwt + k * crs, p + n * crs, crs, crs, g0, g1, g2, g3)
+                            db2[t, k] = db2[t, k] + ((g0 + g1) + (g2 + g3))
+                            n = n + 4
+                        while n < N:
+                            g0 = dy[n, k, i, j]
+                            axpy(dwt + k * crs, p + n * crs, crs, g0)
+                            db2[t, k] = db2[t, k] + g0
+                            n = n + 1
+        free(p)
+
+
+def backward_input(real[:, :, :, ::1] dy, real[:, ::1] w2, int sh, int sw, int th, int tw, int C, int R,
+                   int S, real[:, :, :, ::1] dxp):
+    """dxp[n] = sum over locations of col2im(dy[n, :, i, j] @ W[t(i, j)]), parallel over examples."""
+    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
+    cdef Py_ssize_t Hp = dxp.shape[2], Wp = dxp.shape[3]
+    cdef Py_ssize_t crs = C * R * S
+    cdef Py_ssize_t n, i, j, k, q, c, r, s
+    cdef real *d
+    cdef real *wt
+    with nogil, parallel():
+        d = <real *> malloc(crs * sizeof(real))
+        for n in prange(N, schedule="static"):
+            for c in range(C):
+                for r in range(Hp):
+                    for s in range(Wp):
+                        dxp[n, c, r, s] = 0
+            for i in range(Ho):
+                for j in range(Wo):
+                    wt = &w2[(i % th) * tw + (j % tw), 0]
+                    for q in range(crs):
+                        d[q] = 0
+                    k = 0
+                    while k + 4 <= K:
+                        axpy4(d, wt + k * crs, crs, crs, dy[n, k, i, j], dy[n, k + 1, i, j],
+                              dy[n, k + 2, i, j], dy[n, k + 3, i, j])
+                        k = k + 4
+                    while k < K:
+                        axpy(d, wt + k * crs, crs, dy[n, k, i, j])
+                        k = k + 1
+                    q = 0
+                    for c in range(C):
+                        for r in range(R):
+                            for s in range(S):
+                                dxp[n, c, i * sh + r, j * sw + s] += d[q]
+                                q = q + 1
+        free(d)
