@@ -1,57 +1,44 @@
-"""Optimizers of chapter 8 as fused in-place kernels on every backend.
+"""Optimizers of chapter 8: fused first-order updates on every backend, second-order methods,
+initialization.
 
-    opt = optim.Momentum(lr=0.01, alpha=0.9, backend="numba")
+    from dlbench import optim
+    opt = optim.Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, backend="numba")
     state = opt.init(params)          # params: one array or a list of arrays
     opt.step(params, grads, state)    # in place
+
+    res = optim.minimize(fun, x0, method="bfgs", jac=grad)      # scipy-compatible OptimizeResult
+    W = optim.init.glorot_uniform((n_out, n_in), rng=0)          # eq. 8.23
+
+First-order (sec. 8.3, 8.5): SGD (schedules, eq. 8.14), Momentum, Nesterov (book and torch
+forms), AdaGrad, RMSProp, RMSPropNesterov, Adam, AdamW, AdaDelta, DeltaBarDelta; clipping by
+global norm and by value; Polyak averaging and EMA (eq. 8.39). Second-order (sec. 8.6-8.7):
+``minimize`` with Newton (Levenberg-Marquardt damping, saddle-free), nonlinear CG, BFGS, L-BFGS,
+block coordinate descent.
 """
 
-from __future__ import annotations
+from dlbench.optim import init, opdefs, schedules  # noqa: F401 - opdefs defines the ops
+from dlbench.optim.arrays import flat_buffer
+from dlbench.optim.averaging import EMA, PolyakAverage
+from dlbench.optim.clipping import clip_grad_norm, clip_grad_value, global_norm
+from dlbench.optim.first_order import (
+                                       OPTIMIZERS,
+                                       SGD,
+                                       AdaDelta,
+                                       AdaGrad,
+                                       Adam,
+                                       AdamW,
+                                       DeltaBarDelta,
+                                       Momentum,
+                                       Nesterov,
+                                       NonFiniteGradientError,
+                                       Optimizer,
+                                       RMSProp,
+                                       RMSPropNesterov,
+)
+from dlbench.optim.minimize import METHODS, minimize
+from dlbench.optim.opdefs import bytes_per_param
 
-import numpy as np
-
-from dlbench.registry import define_op, get_kernel
-
-
-def _itemsize(dtype) -> int:
-    return np.dtype(dtype).itemsize
-
-
-define_op("sgd_momentum",
-          flops=lambda n, dtype="float32", **_: 4.0 * n,
-          bytes=lambda n, dtype="float32", **_: 5.0 * n * _itemsize(dtype),   # read theta,v,g; write theta,v
-          description="SGD with momentum update, in place", equation="Algorithm 8.2")
-
-
-def _as_list(x):
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-class Momentum:
-    """SGD with momentum (Algorithm 8.2): v <- alpha v - lr g; theta <- theta + v.
-
-    lr: learning rate epsilon > 0; alpha: momentum in [0, 1); backend: numpy, numba, cython,
-    numba-cuda. Parameters are updated in place; state holds one velocity per parameter array.
-    """
-
-    op = "sgd_momentum"
-
-    def __init__(self, lr: float = 0.01, alpha: float = 0.9, backend: str = "numba",
-                 algorithm: str = "fused"):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if not 0 <= alpha < 1:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        self.lr, self.alpha = float(lr), float(alpha)
-        self.kernel = get_kernel(self.op, algorithm, backend)
-
-    def init(self, params):
-        return {"v": [np.zeros_like(p) for p in _as_list(params)]}
-
-    def step(self, params, grads, state) -> None:
-        ps, gs = _as_list(params), _as_list(grads)
-        if len(ps) != len(gs):
-            raise ValueError(f"{len(ps)} parameter arrays but {len(gs)} gradient arrays")
-        for p, g, v in zip(ps, gs, state["v"]):
-            if p.shape != g.shape or p.dtype != g.dtype:
-                raise ValueError(f"param {p.shape} {p.dtype} and grad {g.shape} {g.dtype} differ")
-            self.kernel(p.reshape(-1), v.reshape(-1), g.reshape(-1), self.lr, self.alpha)
+__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "RMSPropNesterov", "Adam", "AdamW",
+           "AdaDelta", "DeltaBarDelta", "Optimizer", "OPTIMIZERS", "NonFiniteGradientError",
+           "PolyakAverage", "EMA", "clip_grad_norm", "clip_grad_value", "global_norm", "flat_buffer",
+           "minimize", "METHODS", "init", "schedules", "bytes_per_param"]
