@@ -82,8 +82,8 @@ def fmt(x, digits: int = 4, pct: bool = False, suffix: str = "") -> str:
     if pct:
         v *= 100
     s = f"{v:.{digits}g}"
-    if "e" in s and 1e-4 <= abs(v) < 1e7:
-        s = f"{v:.{max(digits - 1, 0)}f}"
+    if "e" in s and 1 <= abs(v) < 1e12:
+        s = f"{v:.0f}"
     return s + suffix
 
 

@@ -16,8 +16,9 @@ Benchmarks per class:
 - ``track_compile_time``: seconds of the first call minus a steady-state call (JIT cost);
 - ``peakmem_call``: peak resident memory of one call.
 
-Convergence suites whose cases report ``iters_to_target`` through ``Case.metrics`` get it as
-``track_iters_to_target`` too (NaN where a case does not report it).
+Convergence suites (cases with ``kind == "convergence"``) get ``track_iters_to_target`` and
+``track_seconds_to_target`` instead: ``setup`` runs the protocol for one (problem, optimizer)
+and the methods report the medians over seeds.
 
 The report ingests asv results back into the dlbench schema (``dlbench.ingest.from_asv``) by
 reading the class name as the suite and the parameters as (case, variant).
@@ -29,7 +30,9 @@ import math
 import os
 import re
 
-from dlbench.suite import Bound, Skip, list_suites
+from dlbench.suite import Bound as _Bound
+from dlbench.suite import Skip as _Skip
+from dlbench.suite import list_suites as _list_suites
 
 QUICK = os.environ.get("DLBENCH_ASV_FULL", "") in ("", "0")
 TRACK_TARGET_TIME = 0.05   # seconds of samples behind each track_* figure
@@ -72,10 +75,10 @@ class _Prepared:
             raise NotImplementedError(reason)
         try:
             bound = case.bind(var, case.dtype)
-        except (Skip, ValueError) as e:
+        except (_Skip, ValueError) as e:
             raise NotImplementedError(str(e)) from e
-        if not isinstance(bound, Bound):
-            bound = Bound(bound)
+        if not isinstance(bound, _Bound):
+            bound = _Bound(bound)
         self.case, self.variant, self.bound = case, var, bound
         if bound.timer == "cuda":
             from numba import cuda
@@ -134,21 +137,35 @@ class _CompileTime(_Prepared):
     track_compile_time.unit = "s"
 
 
-class _Convergence(_Throughput):
-    """Convergence suites: iterations to the target as reported by ``Case.metrics``."""
+class _Convergence(_Prepared):
+    """Convergence suites (cases with ``kind == "convergence"``): ``setup`` runs the protocol of
+    one (problem, optimizer) once; the track methods report its medians over seeds."""
+
+    timeout = 900.0
+
+    def setup(self, case_name, variant_label):
+        self._prepare(case_name, variant_label)
+        self.bound.fn()
+        self.medians = self.case.metrics(None) if self.case.metrics is not None else {}
+
+    def _median(self, name):
+        v = self.medians.get(name)
+        return float(v[0]) if v else float("nan")
 
     def track_iters_to_target(self, case_name, variant_label):
-        if self.case.metrics is None:
-            return float("nan")
-        value = self.case.metrics(self._measure()).get("iters_to_target")
-        return float(value[0]) if value else float("nan")
+        return self._median("iters_to_target")
 
     track_iters_to_target.unit = "iterations"
+
+    def track_seconds_to_target(self, case_name, variant_label):
+        return self._median("seconds_to_target")
+
+    track_seconds_to_target.unit = "s"
 
 
 def _make_classes() -> dict[str, type]:
     classes = {}
-    for s in list_suites():
+    for s in _list_suites():
         try:
             cases = s.cases(QUICK)
         except Exception:  # noqa: BLE001 - a broken suite must not hide the others from asv
@@ -161,8 +178,10 @@ def _make_classes() -> dict[str, type]:
         name = class_name(s.name)
         if name in globals() or name.startswith("_"):
             name = "suite_" + name.lstrip("_")
-        base = _Convergence if "convergence" in s.name else _Throughput
-        classes[name] = type(name, (base,), dict(attrs))
+        if any(getattr(c, "kind", "") == "convergence" for c in cases):
+            classes[name] = type(name, (_Convergence,), dict(attrs))
+            continue
+        classes[name] = type(name, (_Throughput,), dict(attrs))
         classes[name + "_compile"] = type(name + "_compile", (_CompileTime,), dict(attrs))
     return classes
 
