@@ -140,13 +140,16 @@ def test_reference_is_blas_semantics(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("m,n,k", [(150, 70, 300), (64, 97, 576), (7, 300, 260), (300, 5, 33)])
-def test_cython_multiblock_shapes(dtype, m, n, k):
-    """Shapes past one MC/KC block at the default blocking, on the threaded path."""
+@pytest.mark.parametrize("m,n,k,order", [(150, 70, 300, "C"), (64, 97, 576, "C"), (7, 300, 260, "C"),
+                                         (300, 5, 33, "C"), (200, 49, 700, "C"), (200, 49, 700, "F"),
+                                         (150, 70, 300, "F")])
+def test_cython_multiblock_shapes(dtype, m, n, k, order):
+    """Shapes past one MC/KC block at the default blocking, on the threaded path; narrow N runs
+    as C^T = B^T A^T with the transposing store, an F-ordered C natively transposed."""
     rng = np.random.default_rng(m + n + k)
     a, b = operands(rng, m, n, k, dtype, False, False)
     c0 = rng.standard_normal((m, n)).astype(dtype)
-    c = c0.copy()
+    c = np.array(c0, order=order)
     cy.gemm(a, b, c, alpha=0.5, beta=2.0)
     assert_gemm_close(c, expected(a, b, c0, 0.5, 2.0, False, False), a, b, c0, 0.5, 2.0, k)
 

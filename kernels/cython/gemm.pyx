@@ -15,16 +15,16 @@ cimport numpy as cnp
 cnp.import_array()
 
 cdef extern from "gemm_kernel.h" nogil:
-    int dlb_sgemm(long m, long n, long k, float alpha, const float *a, long rsa, long csa,
+    int dlb_s_gemm(long m, long n, long k, float alpha, const float *a, long rsa, long csa,
                   const float *b, long rsb, long csb, float beta, float *c, long rsc, long csc,
                   int nthreads)
-    int dlb_dgemm(long m, long n, long k, double alpha, const double *a, long rsa, long csa,
+    int dlb_d_gemm(long m, long n, long k, double alpha, const double *a, long rsa, long csa,
                   const double *b, long rsb, long csb, double beta, double *c, long rsc, long csc,
                   int nthreads)
-    int dlb_sgemm_batched(long batch, long m, long n, long k, float alpha, const float *a,
+    int dlb_s_gemm_batched(long batch, long m, long n, long k, float alpha, const float *a,
                           long sa, long rsa, long csa, const float *b, long sb, long rsb, long csb,
                           float beta, float *c, long sc, long rsc, long csc, int nthreads)
-    int dlb_dgemm_batched(long batch, long m, long n, long k, double alpha, const double *a,
+    int dlb_d_gemm_batched(long batch, long m, long n, long k, double alpha, const double *a,
                           long sa, long rsa, long csa, const double *b, long sb, long rsb, long csb,
                           double beta, double *c, long sc, long rsc, long csc, int nthreads)
     int dlb_gemm_max_threads()
@@ -120,13 +120,13 @@ def gemm(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, thread
         pb_f = <const float *>cnp.PyArray_DATA(b)
         cf = <float *>cnp.PyArray_DATA(c)
         with nogil:
-            err = dlb_sgemm(m, n, k, af, pa_f, rsa, csa, pb_f, rsb, csb, bf, cf, rsc, csc, nt)
+            err = dlb_s_gemm(m, n, k, af, pa_f, rsa, csa, pb_f, rsb, csb, bf, cf, rsc, csc, nt)
     else:
         pa_d = <const double *>cnp.PyArray_DATA(a)
         pb_d = <const double *>cnp.PyArray_DATA(b)
         cd = <double *>cnp.PyArray_DATA(c)
         with nogil:
-            err = dlb_dgemm(m, n, k, ad, pa_d, rsa, csa, pb_d, rsb, csb, bd, cd, rsc, csc, nt)
+            err = dlb_d_gemm(m, n, k, ad, pa_d, rsa, csa, pb_d, rsb, csb, bd, cd, rsc, csc, nt)
     if err:
         raise MemoryError("gemm: could not allocate the packing buffers")
     if out is not None and c is not out:
@@ -204,14 +204,14 @@ def batched_gemm(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False
         pb_f = <const float *>cnp.PyArray_DATA(b)
         cf = <float *>cnp.PyArray_DATA(c)
         with nogil:
-            err = dlb_sgemm_batched(nb, m, n, k, af, pa_f, sa, rsa, csa, pb_f, sb, rsb, csb, bf, cf,
+            err = dlb_s_gemm_batched(nb, m, n, k, af, pa_f, sa, rsa, csa, pb_f, sb, rsb, csb, bf, cf,
                                     sc, rsc, csc, nt)
     else:
         pa_d = <const double *>cnp.PyArray_DATA(a)
         pb_d = <const double *>cnp.PyArray_DATA(b)
         cd = <double *>cnp.PyArray_DATA(c)
         with nogil:
-            err = dlb_dgemm_batched(nb, m, n, k, ad, pa_d, sa, rsa, csa, pb_d, sb, rsb, csb, bd, cd,
+            err = dlb_d_gemm_batched(nb, m, n, k, ad, pa_d, sa, rsa, csa, pb_d, sb, rsb, csb, bd, cd,
                                     sc, rsc, csc, nt)
     if err:
         raise MemoryError("batched_gemm: could not allocate the packing buffers")

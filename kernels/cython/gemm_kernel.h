@@ -1,7 +1,7 @@
 /* BLIS-style GEMM for x86-64 AVX2+FMA: C = alpha * A * B + beta * C, float32 and float64.
  *
- * Structure (Goto / van Zee & van de Geijn, "BLIS", 2015; Smith et al., "Anatomy of
- * high-performance many-threaded matrix multiplication", 2014):
+ * Structure (Goto & van de Geijn 2008; Van Zee & van de Geijn, "BLIS", 2015; Smith et al.,
+ * "Anatomy of high-performance many-threaded matrix multiplication", 2014):
  *
  *   for jc in N step NC                 B panel  KC x NC   packed, shared, lives in L3
  *     for pc in K step KC
@@ -13,13 +13,24 @@
  *           micro-kernel MR x NR = 6 x 16 (float32) / 6 x 8 (float64): 12 ymm accumulators,
  *           per k one broadcast of A per row and two vector loads of B, 12 FMAs.
  *
+ * When M fits one A block (the im2col / 1x1 convolution shapes: M = output channels), B is
+ * used once per K block, so it is not packed ahead into an L3-sized buffer: each thread packs
+ * a group of B micro-panels into its own L2-resident buffer right before using them ("fused").
+ * MC grows when KC is short (constant A-block bytes), so K = 64 layers also take that path.
+ *
  * Edge tiles use the same kernel compiled for fewer rows (1..5) and one vector of columns,
- * with masked loads/stores of C, so no flop is spent on more than one padded vector.
- * A and B are read through arbitrary element strides (transposes are stride swaps); C may be
- * row-major (fast path), column-major (computed as C^T = B^T A^T) or general strided.
- * The A buffer is double-buffered so each A block needs one barrier; B needs one per panel.
- * Packing buffers come from a small pool reused across calls (no page faults per call).
+ * with masked loads/stores of C, so no flop is spent on more than one padded vector. The
+ * orientation (C or C^T = B^T A^T) is chosen by a cycle model of the tiles, so a narrow N
+ * (e.g. 49 = 7x7 output pixels) becomes the row edge; the micro-kernel stores a tile into a
+ * column-major C through an in-register transpose. A and B are read through arbitrary element
+ * strides (transposes are stride swaps; full micro-panels are packed with vector transposes).
+ * The A buffer is double-buffered so each A block needs one barrier. Packing buffers come
+ * from a small pool reused across calls (no page faults per call).
+ *
+ * The file includes itself twice (DLB_GEMM_TEMPLATE) to instantiate the generic driver for
+ * float (dlb_s_*) and double (dlb_d_*).
  */
+#ifndef DLB_GEMM_TEMPLATE
 #ifndef DLB_GEMM_KERNEL_H
 #define DLB_GEMM_KERNEL_H
 
@@ -43,13 +54,16 @@
 #define DLB_S_NR 16
 #define DLB_D_MR 6
 #define DLB_D_NR 8
+#define DLB_FUSED_GROUP 4   /* B micro-panels packed together on the fused path */
 
-/* [0] float32, [1] float64: MC (multiple of MR), KC, NC (multiple of NR) */
+/* [0] float32, [1] float64: MC (multiple of MR) at KC, KC, NC (multiple of NR) */
 static long dlb_gemm_mc[2] = {144, 72};
 static long dlb_gemm_kc[2] = {256, 256};
 static long dlb_gemm_nc[2] = {4080, 4080};
 /* below this many flops a call runs on one thread */
 static double dlb_gemm_serial_flops = 2.0e6;
+/* orientation: compute C^T = B^T A^T when the model says it is this much cheaper (< 1) */
+static double dlb_gemm_swap_gain = 0.92;
 
 static void dlb_gemm_set_blocking(int dbl, long mc, long kc, long nc) {
     long mr = dbl ? DLB_D_MR : DLB_S_MR, nr = dbl ? DLB_D_NR : DLB_S_NR;
@@ -78,6 +92,30 @@ static long dlb_balanced_block(long total, long maxblk, long mult) {
     long b = (total + nb - 1) / nb;
     return ((b + mult - 1) / mult) * mult;
 }
+
+/* Cycles per k of one micro-tile of `rows` x `nv` vectors: two FMA pipes, two loads per cycle
+ * (rows broadcasts + nv vector loads), and the 4-cycle FMA latency of each accumulator chain. */
+static double dlb_tile_cycles(long rows, long nv) {
+    double fma = rows * nv / 2.0, ld = (rows + nv) / 2.0, c = fma > ld ? fma : ld;
+    return c > 4.0 ? c : 4.0;
+}
+
+/* Modelled cycles per k of an m x n product on MR x (2*VL) tiles (edge tiles included). */
+static double dlb_gemm_model(long m, long n, long mr, long vl) {
+    long nr = 2 * vl, fm = m / mr, rm = m % mr, fn = n / nr, rn = n % nr;
+    long rnv = rn == 0 ? 0 : (rn > vl ? 2 : 1);
+    double c = (double)fm * fn * dlb_tile_cycles(mr, 2);
+    if (rm) c += fn * dlb_tile_cycles(rm, 2);
+    if (rn) c += fm * dlb_tile_cycles(mr, rnv);
+    if (rm && rn) c += dlb_tile_cycles(rm, rnv);
+    return c;
+}
+
+#ifdef _OPENMP
+#define DLB_OMP_IDS(tid, nt) do { tid = omp_get_thread_num(); nt = omp_get_num_threads(); } while (0)
+#else
+#define DLB_OMP_IDS(tid, nt) do { (void)tid; (void)nt; } while (0)
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* packing-buffer pool                                                                        */
@@ -134,11 +172,49 @@ static size_t dlb_gemm_release_buffers(void) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* vectorised packing of full micro-panels (transposes in registers)                          */
+
+/* In-register 8x8 float transpose: on return v[k] holds element k of the eight inputs. */
+DLB_INLINE void dlb_tr8x8_ps(__m256 v[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* In-register 4x4 double transpose. */
+DLB_INLINE void dlb_tr4x4_pd(__m256d v[4]) {
+    __m256d t0 = _mm256_unpacklo_pd(v[0], v[1]), t1 = _mm256_unpackhi_pd(v[0], v[1]);
+    __m256d t2 = _mm256_unpacklo_pd(v[2], v[3]), t3 = _mm256_unpackhi_pd(v[2], v[3]);
+    v[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    v[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    v[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    v[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* micro-kernels                                                                              */
 
 /* float32: M rows (1..6) x NV vectors of 8 columns (1..2). a: packed A micro-panel (stride 6
  * per k), b: packed B micro-panel (stride 16 per k). c: the tile's top-left element; the tile
- * is m = M rows by n columns (n <= 8*NV), row stride rs_c, column stride cs_c. */
+ * is m = M rows by n columns (n <= 8*NV), row stride rs_c, column stride cs_c: cs_c == 1 is the
+ * fast path, rs_c == 1 (column-major) stores through an in-register transpose. */
 DLB_INLINE void dlb_s_ukr_t(const int M, const int NV, long kc, const float *restrict a,
                             const float *restrict b, float *restrict c, long rs_c, long cs_c,
                             int n, float alpha, float beta) {
@@ -193,8 +269,30 @@ DLB_INLINE void dlb_s_ukr_t(const int M, const int NV, long kc, const float *res
                 }
             }
         }
+    } else if (rs_c == 1 && M == 6) { /* column-major C: transpose 6 x 8 blocks in registers */
+        const __m256 z = _mm256_setzero_ps();
+        const __m128 va4 = _mm_set1_ps(alpha), vb4 = _mm_set1_ps(beta);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+            __m256 t[8] = {acc[0][v], acc[1][v], acc[2][v], acc[3][v], acc[4][v], acc[5][v], z, z};
+            dlb_tr8x8_ps(t);
+            int cols = n - 8 * v < 8 ? n - 8 * v : 8;
+            for (int q = 0; q < cols; q++) {
+                float *p = c + (8 * v + q) * cs_c;
+                __m128 lo = _mm256_castps256_ps128(t[q]), hi = _mm256_extractf128_ps(t[q], 1);
+                if (beta == 0.0f) {
+                    lo = _mm_mul_ps(va4, lo);
+                    hi = _mm_mul_ps(va4, hi);
+                } else {
+                    lo = _mm_fmadd_ps(va4, lo, _mm_mul_ps(vb4, _mm_loadu_ps(p)));
+                    hi = _mm_fmadd_ps(va4, hi, _mm_mul_ps(vb4, _mm_castpd_ps(_mm_load_sd((const double *)(p + 4)))));
+                }
+                _mm_storeu_ps(p, lo);
+                _mm_store_sd((double *)(p + 4), _mm_castps_pd(hi));
+            }
+        }
     } else {
-        float tile[6][16] __attribute__((aligned(32)));
+        float tile[6][16] __attribute__((aligned(32))) = {{0}};
 #pragma GCC unroll 6
         for (int i = 0; i < M; i++) {
 #pragma GCC unroll 2
@@ -263,8 +361,33 @@ DLB_INLINE void dlb_d_ukr_t(const int M, const int NV, long kc, const double *re
                 }
             }
         }
+    } else if (rs_c == 1 && M == 6) { /* column-major C: 4x4 transposes + row pairs */
+        const __m128d va2 = _mm_set1_pd(alpha), vb2 = _mm_set1_pd(beta);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+            __m256d t[4] = {acc[0][v], acc[1][v], acc[2][v], acc[3][v]};
+            dlb_tr4x4_pd(t);
+            __m256d u0 = _mm256_unpacklo_pd(acc[4][v], acc[5][v]), u1 = _mm256_unpackhi_pd(acc[4][v], acc[5][v]);
+            __m128d r45[4] = {_mm256_castpd256_pd128(u0), _mm256_castpd256_pd128(u1),
+                              _mm256_extractf128_pd(u0, 1), _mm256_extractf128_pd(u1, 1)};
+            int cols = n - 4 * v < 4 ? n - 4 * v : 4;
+            for (int q = 0; q < cols; q++) {
+                double *p = c + (4 * v + q) * cs_c;
+                __m256d r = t[q];
+                __m128d r2 = r45[q];
+                if (beta == 0.0) {
+                    r = _mm256_mul_pd(va, r);
+                    r2 = _mm_mul_pd(va2, r2);
+                } else {
+                    r = _mm256_fmadd_pd(va, r, _mm256_mul_pd(vb, _mm256_loadu_pd(p)));
+                    r2 = _mm_fmadd_pd(va2, r2, _mm_mul_pd(vb2, _mm_loadu_pd(p + 4)));
+                }
+                _mm256_storeu_pd(p, r);
+                _mm_storeu_pd(p + 4, r2);
+            }
+        }
     } else {
-        double tile[6][8] __attribute__((aligned(32)));
+        double tile[6][8] __attribute__((aligned(32))) = {{0}};
 #pragma GCC unroll 6
         for (int i = 0; i < M; i++) {
 #pragma GCC unroll 2
@@ -314,208 +437,362 @@ DLB_INLINE void dlb_d_ukr_t(const int M, const int NV, long kc, const double *re
 DLB_UKR_SPECIALISE(dlb_s_, float)
 DLB_UKR_SPECIALISE(dlb_d_, double)
 
-/* ------------------------------------------------------------------------------------------ */
-/* packing, macro-kernel and driver, generic over the element type                            */
-
-#define DLB_DEFINE_GEMM(PFX, T, MR, NR, VL, DBL)                                                \
-                                                                                                \
-/* Packs micro-panels [p0, p1) of the mc x kc block of A at `a` (strides rsa, csa) into       \
- * `dst`: panel p holds rows p*MR.. as kc groups of MR, zero-padded. */                        \
-static void PFX##pack_a(long mc, long kc, const T *a, long rsa, long csa, T *restrict dst,   \
-                        long p0, long p1) {                                                     \
-    for (long p = p0; p < p1; p++) {                                                            \
-        long i0 = p * MR, mr = mc - i0 < MR ? mc - i0 : MR;                                     \
-        const T *src = a + i0 * rsa;                                                            \
-        T *d = dst + p * MR * kc;                                                               \
-        if (mr == MR && csa == 1) {                                                             \
-            const T *r0 = src, *r1 = src + rsa, *r2 = src + 2 * rsa, *r3 = src + 3 * rsa,       \
-                    *r4 = src + 4 * rsa, *r5 = src + 5 * rsa;                                   \
-            for (long k = 0; k < kc; k++) {                                                     \
-                d[0] = r0[k]; d[1] = r1[k]; d[2] = r2[k];                                       \
-                d[3] = r3[k]; d[4] = r4[k]; d[5] = r5[k];                                       \
-                d += MR;                                                                        \
-            }                                                                                   \
-        } else if (mr == MR && rsa == 1) {                                                      \
-            for (long k = 0; k < kc; k++) {                                                     \
-                const T *s = src + k * csa;                                                     \
-                for (int i = 0; i < MR; i++) d[i] = s[i];                                       \
-                d += MR;                                                                        \
-            }                                                                                   \
-        } else {                                                                                \
-            for (long k = 0; k < kc; k++) {                                                     \
-                for (int i = 0; i < MR; i++) d[i] = i < mr ? src[i * rsa + k * csa] : (T)0;     \
-                d += MR;                                                                        \
-            }                                                                                   \
-        }                                                                                       \
-    }                                                                                           \
-}                                                                                               \
-                                                                                                \
-/* Packs micro-panels [p0, p1) of the kc x nc panel of B at `b` (strides rsb, csb): panel p   \
- * holds columns p*NR.. as kc groups of NR, zero-padded. */                                    \
-static void PFX##pack_b(long kc, long nc, const T *b, long rsb, long csb, T *restrict dst,   \
-                        long p0, long p1) {                                                     \
-    for (long p = p0; p < p1; p++) {                                                            \
-        long j0 = p * NR, nr = nc - j0 < NR ? nc - j0 : NR;                                     \
-        const T *src = b + j0 * csb;                                                            \
-        T *d = dst + p * NR * kc;                                                               \
-        if (nr == NR && csb == 1) {                                                             \
-            for (long k = 0; k < kc; k++) {                                                     \
-                memcpy(d, src + k * rsb, NR * sizeof(T));                                       \
-                d += NR;                                                                        \
-            }                                                                                   \
-        } else if (rsb == 1) {                                                                  \
-            for (long j = 0; j < nr; j++) {                                                     \
-                const T *s = src + j * csb;                                                     \
-                for (long k = 0; k < kc; k++) d[k * NR + j] = s[k];                             \
-            }                                                                                   \
-            for (long j = nr; j < NR; j++)                                                      \
-                for (long k = 0; k < kc; k++) d[k * NR + j] = (T)0;                             \
-        } else {                                                                                \
-            for (long k = 0; k < kc; k++) {                                                     \
-                const T *s = src + k * rsb;                                                     \
-                for (long j = 0; j < NR; j++) d[j] = j < nr ? s[j * csb] : (T)0;                \
-                d += NR;                                                                        \
-            }                                                                                   \
-        }                                                                                       \
-    }                                                                                           \
-}                                                                                               \
-                                                                                                \
-/* Tiles [t0, t1) of the mc x nc block, numbered jr-major (t = jr * ni + ir). */              \
-static void PFX##macro(long mc, long nc, long kc, const T *ap, const T *bp, T *c, long rsc,   \
-                       long csc, T alpha, T beta, long t0, long t1) {                           \
-    long ni = (mc + MR - 1) / MR;                                                               \
-    for (long t = t0; t < t1; t++) {                                                            \
-        long jr = t / ni, ir = t - jr * ni;                                                     \
-        long i0 = ir * MR, j0 = jr * NR;                                                        \
-        int m = (int)(mc - i0 < MR ? mc - i0 : MR);                                             \
-        int n = (int)(nc - j0 < NR ? nc - j0 : NR);                                             \
-        int nv = n > VL ? 2 : 1;                                                                \
-        PFX##_ukr_table[m][nv](kc, ap + i0 * kc, bp + j0 * kc, c + i0 * rsc + j0 * csc, rsc,   \
-                              csc, n, alpha, beta);                                             \
-    }                                                                                           \
-}                                                                                               \
-                                                                                                \
-/* The loop nest run by thread `tid` of `nt` (all threads call it with the same arguments).   \
- * ap holds two A blocks (double buffer) of mcb x kcb, bp one B panel of kcb x ncb. */         \
-static void PFX##gemm_thread(int tid, int nt, long m, long n, long k, T alpha, const T *a,    \
-                             long rsa, long csa, const T *b, long rsb, long csb, T beta, T *c,  \
-                             long rsc, long csc, long mcb, long kcb, long ncb, T *ap, T *bp) {  \
-    int ab = 0;                                                                                 \
-    for (long jc = 0; jc < n; jc += ncb) {                                                      \
-        long nc = n - jc < ncb ? n - jc : ncb;                                                  \
-        long nbp = (nc + NR - 1) / NR;                                                          \
-        for (long pc = 0; pc < k; pc += kcb) {                                                  \
-            long kc = k - pc < kcb ? k - pc : kcb;                                              \
-            T beta_eff = pc == 0 ? beta : (T)1;                                                 \
-            if (nt > 1) {                                                                       \
-                _Pragma("omp barrier")                                                          \
-            }                                                                                   \
-            PFX##pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, bp, nbp * tid / nt,          \
-                        nbp * (tid + 1) / nt);                                                  \
-            for (long ic = 0; ic < m; ic += mcb) {                                              \
-                long mc = m - ic < mcb ? m - ic : mcb;                                          \
-                long nap = (mc + MR - 1) / MR;                                                  \
-                T *apc = ap + ab * mcb * kcb;                                                   \
-                ab ^= 1;                                                                        \
-                PFX##pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, apc, nap * tid / nt,     \
-                            nap * (tid + 1) / nt);                                              \
-                if (nt > 1) {                                                                   \
-                    _Pragma("omp barrier")                                                      \
-                }                                                                               \
-                long tiles = nap * nbp;                                                         \
-                PFX##macro(mc, nc, kc, apc, bp, c + ic * rsc + jc * csc, rsc, csc, alpha,       \
-                           beta_eff, tiles * tid / nt, tiles * (tid + 1) / nt);                 \
-            }                                                                                   \
-        }                                                                                       \
-    }                                                                                           \
-}                                                                                               \
-                                                                                                \
-/* C = beta * C (beta == 0 writes zeros, whatever C held). */                                  \
-static void PFX##scale_c(long m, long n, T beta, T *c, long rsc, long csc) {                  \
-    for (long i = 0; i < m; i++)                                                                \
-        for (long j = 0; j < n; j++) {                                                          \
-            T *cij = c + i * rsc + j * csc;                                                     \
-            *cij = beta == (T)0 ? (T)0 : beta * *cij;                                           \
-        }                                                                                       \
-}                                                                                               \
-                                                                                                \
-/* C = alpha * A B + beta * C with A m x k, B k x n, C m x n given by element strides.        \
- * nthreads: OpenMP threads to use (<= 0: omp_get_max_threads()). beta == 0 never reads C.    \
- * Returns 0, or -1 when a packing buffer could not be allocated. */                           \
-static int PFX##gemm(long m, long n, long k, T alpha, const T *a, long rsa, long csa,         \
-                     const T *b, long rsb, long csb, T beta, T *c, long rsc, long csc,          \
-                     int nthreads) {                                                            \
-    if (m <= 0 || n <= 0) return 0;                                                             \
-    if (k <= 0 || alpha == (T)0) {                                                              \
-        PFX##scale_c(m, n, beta, c, rsc, csc);                                                  \
-        return 0;                                                                               \
-    }                                                                                           \
-    if (csc != 1 && rsc == 1) { /* column-major C: C^T = B^T A^T with a row-major C^T */      \
-        long nrsa = csb, ncsa = rsb, nrsb = csa, ncsb = rsa, t = m;                             \
-        const T *tp = a;                                                                        \
-        m = n; n = t; a = b; b = tp;                                                            \
-        rsa = nrsa; csa = ncsa; rsb = nrsb; csb = ncsb;                                         \
-        rsc = csc; csc = 1;                                                                     \
-    }                                                                                           \
-    if (nthreads <= 0) nthreads = dlb_gemm_max_threads();                                       \
-    if (2.0 * m * n * k < dlb_gemm_serial_flops) nthreads = 1;                                  \
-    long mcb = dlb_balanced_block(m, dlb_gemm_mc[DBL], MR);                                     \
-    long kcb = dlb_balanced_block(k, dlb_gemm_kc[DBL], 1);                                      \
-    long ncb = dlb_balanced_block(n, dlb_gemm_nc[DBL], NR);                                     \
-    int sa, sb;                                                                                 \
-    T *ap = (T *)dlb_buf_get(2 * mcb * kcb * sizeof(T), &sa);                                   \
-    if (!ap) return -1;                                                                         \
-    T *bp = (T *)dlb_buf_get(kcb * ncb * sizeof(T), &sb);                                       \
-    if (!bp) { dlb_buf_put(ap, sa); return -1; }                                                \
-    if (nthreads == 1) {                                                                        \
-        PFX##gemm_thread(0, 1, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,     \
-                         mcb, kcb, ncb, ap, bp);                                                \
-    } else {                                                                                    \
-        _Pragma("omp parallel num_threads(nthreads)")                                           \
-        {                                                                                       \
-            int tid = 0, nt = 1;                                                                \
-            DLB_OMP_IDS(tid, nt);                                                               \
-            PFX##gemm_thread(tid, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc,   \
-                             csc, mcb, kcb, ncb, ap, bp);                                       \
-        }                                                                                       \
-    }                                                                                           \
-    dlb_buf_put(bp, sb);                                                                        \
-    dlb_buf_put(ap, sa);                                                                        \
-    return 0;                                                                                   \
-}                                                                                               \
-                                                                                                \
-/* `batch` independent GEMMs C[i] = alpha A[i] B[i] + beta C[i]; sa, sb, sc are the element    \
- * strides between batch items (0 broadcasts one operand). Many items: one item per thread at  \
- * a time (serial GEMMs); few: the items in turn, each on all threads. */                      \
-static int PFX##gemm_batched(long batch, long m, long n, long k, T alpha, const T *a, long sa,  \
-                             long rsa, long csa, const T *b, long sb, long rsb, long csb,       \
-                             T beta, T *c, long sc, long rsc, long csc, int nthreads) {         \
-    if (nthreads <= 0) nthreads = dlb_gemm_max_threads();                                       \
-    int err = 0;                                                                                \
-    double per_item = 2.0 * m * n * k;                                                          \
-    int by_item = nthreads > 1 && batch >= nthreads &&                                          \
-                  (batch % nthreads == 0 || batch >= 4 * nthreads ||                            \
-                   per_item < 4 * dlb_gemm_serial_flops);                                       \
-    if (by_item) {                                                                              \
-        _Pragma("omp parallel for schedule(dynamic, 1) num_threads(nthreads) reduction(|:err)") \
-        for (long i = 0; i < batch; i++)                                                        \
-            err |= PFX##gemm(m, n, k, alpha, a + i * sa, rsa, csa, b + i * sb, rsb, csb, beta,  \
-                             c + i * sc, rsc, csc, 1);                                          \
-    } else {                                                                                    \
-        for (long i = 0; i < batch; i++)                                                        \
-            err |= PFX##gemm(m, n, k, alpha, a + i * sa, rsa, csa, b + i * sb, rsb, csb, beta,  \
-                             c + i * sc, rsc, csc, nthreads);                                   \
-    }                                                                                           \
-    return err ? -1 : 0;                                                                        \
+/* A micro-panel of 6 full rows from row-major storage (unit column stride): d[k*6 + i]. */
+DLB_INLINE void dlb_s_pack_a_rows(long kc, const float *src, long rsa, float *restrict d) {
+    const float *r0 = src, *r1 = src + rsa, *r2 = src + 2 * rsa, *r3 = src + 3 * rsa,
+                *r4 = src + 4 * rsa, *r5 = src + 5 * rsa;
+    const __m256 z = _mm256_setzero_ps();
+    const float *nx = src + 6 * rsa; /* the next panel's rows: fetched one panel ahead */
+    long k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        if ((k & 15) == 0)
+            for (int q = 0; q < 6; q++) _mm_prefetch((const char *)(nx + q * rsa + k), _MM_HINT_T0);
+        __m256 v[8] = {_mm256_loadu_ps(r0 + k), _mm256_loadu_ps(r1 + k), _mm256_loadu_ps(r2 + k),
+                       _mm256_loadu_ps(r3 + k), _mm256_loadu_ps(r4 + k), _mm256_loadu_ps(r5 + k), z, z};
+        dlb_tr8x8_ps(v);
+        float *o = d + k * 6;
+        /* overlapping stores: lanes 6-7 of each are overwritten by the next; the last one is
+         * split so that nothing is written past this k-group */
+        for (int q = 0; q < 7; q++) _mm256_storeu_ps(o + 6 * q, v[q]);
+        _mm_storeu_ps(o + 42, _mm256_castps256_ps128(v[7]));
+        _mm_storel_pi((__m64 *)(o + 46), _mm256_extractf128_ps(v[7], 1));
+    }
+    for (; k < kc; k++) {
+        float *o = d + k * 6;
+        o[0] = r0[k]; o[1] = r1[k]; o[2] = r2[k]; o[3] = r3[k]; o[4] = r4[k]; o[5] = r5[k];
+    }
 }
 
-#ifdef _OPENMP
-#define DLB_OMP_IDS(tid, nt) do { tid = omp_get_thread_num(); nt = omp_get_num_threads(); } while (0)
-#else
-#define DLB_OMP_IDS(tid, nt) do { (void)tid; (void)nt; } while (0)
-#endif
+DLB_INLINE void dlb_d_pack_a_rows(long kc, const double *src, long rsa, double *restrict d) {
+    const double *r0 = src, *r1 = src + rsa, *r2 = src + 2 * rsa, *r3 = src + 3 * rsa,
+                 *r4 = src + 4 * rsa, *r5 = src + 5 * rsa;
+    const double *nx = src + 6 * rsa; /* the next panel's rows: fetched one panel ahead */
+    long k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        if ((k & 7) == 0)
+            for (int q = 0; q < 6; q++) _mm_prefetch((const char *)(nx + q * rsa + k), _MM_HINT_T0);
+        __m256d v[4] = {_mm256_loadu_pd(r0 + k), _mm256_loadu_pd(r1 + k), _mm256_loadu_pd(r2 + k),
+                        _mm256_loadu_pd(r3 + k)};
+        dlb_tr4x4_pd(v);
+        __m256d a4 = _mm256_loadu_pd(r4 + k), a5 = _mm256_loadu_pd(r5 + k);
+        __m256d u0 = _mm256_unpacklo_pd(a4, a5), u1 = _mm256_unpackhi_pd(a4, a5);
+        double *o = d + k * 6;
+        _mm256_storeu_pd(o, v[0]);
+        _mm_storeu_pd(o + 4, _mm256_castpd256_pd128(u0));
+        _mm256_storeu_pd(o + 6, v[1]);
+        _mm_storeu_pd(o + 10, _mm256_castpd256_pd128(u1));
+        _mm256_storeu_pd(o + 12, v[2]);
+        _mm_storeu_pd(o + 16, _mm256_extractf128_pd(u0, 1));
+        _mm256_storeu_pd(o + 18, v[3]);
+        _mm_storeu_pd(o + 22, _mm256_extractf128_pd(u1, 1));
+    }
+    for (; k < kc; k++) {
+        double *o = d + k * 6;
+        o[0] = r0[k]; o[1] = r1[k]; o[2] = r2[k]; o[3] = r3[k]; o[4] = r4[k]; o[5] = r5[k];
+    }
+}
 
-DLB_DEFINE_GEMM(dlb_s, float, DLB_S_MR, DLB_S_NR, 8, 0)
-DLB_DEFINE_GEMM(dlb_d, double, DLB_D_MR, DLB_D_NR, 4, 1)
+/* A micro-panel of 16 full columns of B stored column-major (unit row stride, i.e. B^T
+ * row-major): d[k*16 + j]. d is 32-byte aligned. */
+static void dlb_s_pack_b_cols(long kc, const float *src, long csb, float *restrict d) {
+    long k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        for (int g = 0; g < 2; g++) {
+            const float *s = src + 8 * g * csb + k;
+            __m256 v[8];
+            for (int q = 0; q < 8; q++) v[q] = _mm256_loadu_ps(s + q * csb);
+            dlb_tr8x8_ps(v);
+            for (int q = 0; q < 8; q++) _mm256_store_ps(d + (k + q) * 16 + 8 * g, v[q]);
+        }
+    }
+    for (; k < kc; k++)
+        for (int j = 0; j < 16; j++) d[k * 16 + j] = src[j * csb + k];
+}
 
-#endif
+static void dlb_d_pack_b_cols(long kc, const double *src, long csb, double *restrict d) {
+    long k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        for (int g = 0; g < 2; g++) {
+            const double *s = src + 4 * g * csb + k;
+            __m256d v[4];
+            for (int q = 0; q < 4; q++) v[q] = _mm256_loadu_pd(s + q * csb);
+            dlb_tr4x4_pd(v);
+            for (int q = 0; q < 4; q++) _mm256_store_pd(d + (k + q) * 8 + 4 * g, v[q]);
+        }
+    }
+    for (; k < kc; k++)
+        for (int j = 0; j < 8; j++) d[k * 8 + j] = src[j * csb + k];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* instantiate the generic driver for both types                                              */
+
+#define DLB_GEMM_TEMPLATE 1
+
+#define T float
+#define MR DLB_S_MR
+#define NR DLB_S_NR
+#define VL 8
+#define DBL 0
+#define N(name) dlb_s_##name
+#include "gemm_kernel.h"
+#undef T
+#undef MR
+#undef NR
+#undef VL
+#undef DBL
+#undef N
+
+#define T double
+#define MR DLB_D_MR
+#define NR DLB_D_NR
+#define VL 4
+#define DBL 1
+#define N(name) dlb_d_##name
+#include "gemm_kernel.h"
+#undef T
+#undef MR
+#undef NR
+#undef VL
+#undef DBL
+#undef N
+
+#undef DLB_GEMM_TEMPLATE
+#endif /* DLB_GEMM_KERNEL_H */
+
+#else /* DLB_GEMM_TEMPLATE: the generic driver, T / MR / NR / VL / DBL / N() defined above */
+
+/* Packs micro-panels [p0, p1) of the mc x kc block of A at `a` (strides rsa, csa) into `dst`:
+ * panel p holds rows p*MR.. as kc groups of MR, zero-padded. */
+static void N(pack_a)(long mc, long kc, const T *a, long rsa, long csa, T *restrict dst, long p0,
+                      long p1) {
+    if (rsa == 1 && csa != 1) { /* A^T row-major: walk each row of A^T across the panels */
+        long pf = p1;
+        if (pf > p0 && mc - (pf - 1) * MR < MR) pf--; /* partial last panel: generic */
+        for (long k = 0; k < kc; k++) {
+            const T *s = a + k * csa;
+            for (long p = p0; p < pf; p++) {
+                T *d = dst + p * MR * kc + k * MR;
+                for (int i = 0; i < MR; i++) d[i] = s[p * MR + i];
+            }
+        }
+        p0 = pf;
+    }
+    for (long p = p0; p < p1; p++) {
+        long i0 = p * MR, mr = mc - i0 < MR ? mc - i0 : MR;
+        const T *src = a + i0 * rsa;
+        T *d = dst + p * MR * kc;
+        if (mr == MR && csa == 1) {
+            N(pack_a_rows)(kc, src, rsa, d);
+        } else {
+            for (long k = 0; k < kc; k++) {
+                for (int i = 0; i < MR; i++) d[i] = i < mr ? src[i * rsa + k * csa] : (T)0;
+                d += MR;
+            }
+        }
+    }
+}
+
+/* Packs micro-panels [p0, p1) of the kc x nc panel of B at `b` (strides rsb, csb): panel p
+ * holds columns p*NR.. as kc groups of NR, zero-padded, at dst + (p - pbase)*NR*kc. */
+static void N(pack_b)(long kc, long nc, const T *b, long rsb, long csb, T *restrict dst, long pbase,
+                      long p0, long p1) {
+    long pf = p1; /* full panels [p0, pf) */
+    if (pf > p0 && nc - (pf - 1) * NR < NR) pf--;
+    if (csb == 1) { /* row-major: 8 rows at a time, each read sequentially across the panels */
+        for (long k0 = 0; k0 < kc; k0 += 8) {
+            long k1 = k0 + 8 < kc ? k0 + 8 : kc;
+            for (long p = p0; p < pf; p++) {
+                const T *s = b + p * NR;
+                T *d = dst + (p - pbase) * NR * kc;
+                for (long k = k0; k < k1; k++) memcpy(d + k * NR, s + k * rsb, NR * sizeof(T));
+            }
+        }
+    } else if (rsb == 1) { /* column-major (B^T row-major): vector transposes */
+        for (long p = p0; p < pf; p++)
+            N(pack_b_cols)(kc, b + p * NR * csb, csb, dst + (p - pbase) * NR * kc);
+    } else {
+        pf = p0;
+    }
+    for (long p = pf; p < p1; p++) { /* partial panel, or general strides */
+        long j0 = p * NR, nr = nc - j0 < NR ? nc - j0 : NR;
+        const T *src = b + j0 * csb;
+        T *d = dst + (p - pbase) * NR * kc;
+        for (long k = 0; k < kc; k++) {
+            const T *s = src + k * rsb;
+            for (long j = 0; j < NR; j++) d[j] = j < nr ? s[j * csb] : (T)0;
+            d += NR;
+        }
+    }
+}
+
+/* One micro-tile: rows i0.. of the packed A block, columns j0.. of C, B micro-panel bp. */
+DLB_INLINE void N(tile)(long mc, long nc, long kc, long i0, long j0, const T *ap, const T *bp, T *c,
+                        long rsc, long csc, T alpha, T beta) {
+    int m = (int)(mc - i0 < MR ? mc - i0 : MR);
+    int n = (int)(nc - j0 < NR ? nc - j0 : NR);
+    N(ukr_table)[m][n > VL ? 2 : 1](kc, ap + i0 * kc, bp, c + i0 * rsc + j0 * csc, rsc, csc, n, alpha,
+                                     beta);
+}
+
+/* Tiles [t0, t1) of the mc x nc block, numbered jr-major (t = jr * ni + ir); B packed ahead. */
+static void N(macro)(long mc, long nc, long kc, const T *ap, const T *bp, T *c, long rsc, long csc,
+                     T alpha, T beta, long t0, long t1) {
+    long ni = (mc + MR - 1) / MR;
+    for (long t = t0; t < t1; t++) {
+        long jr = t / ni, ir = t - jr * ni;
+        N(tile)(mc, nc, kc, ir * MR, jr * NR, ap, bp + jr * NR * kc, c, rsc, csc, alpha, beta);
+    }
+}
+
+/* The same tiles with B packed here, DLB_FUSED_GROUP micro-panels at a time, into this
+ * thread's buffer `bbuf` (kc x GROUP*NR). b points at B[pc, jc]. */
+static void N(macro_fused)(long mc, long nc, long kc, const T *ap, const T *b, long rsb, long csb,
+                           T *bbuf, T *c, long rsc, long csc, T alpha, T beta, long t0, long t1) {
+    long ni = (mc + MR - 1) / MR, nbp = (nc + NR - 1) / NR, t = t0;
+    while (t < t1) {
+        long g0 = t / ni;
+        long g1 = g0 + DLB_FUSED_GROUP < nbp ? g0 + DLB_FUSED_GROUP : nbp;
+        long tend = g1 * ni < t1 ? g1 * ni : t1;
+        N(pack_b)(kc, nc, b, rsb, csb, bbuf, g0, g0, (tend - 1) / ni + 1);
+        for (; t < tend; t++) {
+            long jr = t / ni, ir = t - jr * ni;
+            N(tile)(mc, nc, kc, ir * MR, jr * NR, ap, bbuf + (jr - g0) * NR * kc, c, rsc, csc, alpha, beta);
+        }
+    }
+}
+
+/* The loop nest run by thread `tid` of `nt` (all threads call it with the same arguments).
+ * ap holds two A blocks (double buffer) of mcb x kcb; bp one shared B panel of kcb x ncb, or
+ * (fused) one kcb x GROUP*NR buffer per thread. */
+static void N(gemm_thread)(int tid, int nt, long m, long n, long k, T alpha, const T *a, long rsa,
+                           long csa, const T *b, long rsb, long csb, T beta, T *c, long rsc, long csc,
+                           long mcb, long kcb, long ncb, T *ap, T *bp, int fused) {
+    int ab = 0;
+    for (long jc = 0; jc < n; jc += ncb) {
+        long nc = n - jc < ncb ? n - jc : ncb;
+        long nbp = (nc + NR - 1) / NR;
+        for (long pc = 0; pc < k; pc += kcb) {
+            long kc = k - pc < kcb ? k - pc : kcb;
+            T beta_eff = pc == 0 ? beta : (T)1;
+            const T *bsrc = b + pc * rsb + jc * csb;
+            if (!fused) {
+                if (nt > 1) {
+#pragma omp barrier
+                }
+                N(pack_b)(kc, nc, bsrc, rsb, csb, bp, 0, nbp * tid / nt, nbp * (tid + 1) / nt);
+            }
+            for (long ic = 0; ic < m; ic += mcb) {
+                long mc = m - ic < mcb ? m - ic : mcb;
+                long nap = (mc + MR - 1) / MR;
+                T *apc = ap + ab * mcb * kcb;
+                ab ^= 1;
+                N(pack_a)(mc, kc, a + ic * rsa + pc * csa, rsa, csa, apc, nap * tid / nt,
+                          nap * (tid + 1) / nt);
+                if (nt > 1) {
+#pragma omp barrier
+                }
+                long tiles = nap * nbp, t0 = tiles * tid / nt, t1 = tiles * (tid + 1) / nt;
+                T *cb = c + ic * rsc + jc * csc;
+                if (fused)
+                    N(macro_fused)(mc, nc, kc, apc, bsrc, rsb, csb, bp + tid * DLB_FUSED_GROUP * NR * kcb,
+                                   cb, rsc, csc, alpha, beta_eff, t0, t1);
+                else
+                    N(macro)(mc, nc, kc, apc, bp, cb, rsc, csc, alpha, beta_eff, t0, t1);
+            }
+        }
+    }
+}
+
+/* C = beta * C (beta == 0 writes zeros, whatever C held). */
+static void N(scale_c)(long m, long n, T beta, T *c, long rsc, long csc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            T *cij = c + i * rsc + j * csc;
+            *cij = beta == (T)0 ? (T)0 : beta * *cij;
+        }
+}
+
+/* C = alpha * A B + beta * C with A m x k, B k x n, C m x n given by element strides.
+ * nthreads: OpenMP threads to use (<= 0: omp_get_max_threads()). beta == 0 never reads C.
+ * Returns 0, or -1 when a packing buffer could not be allocated. */
+static int N(gemm)(long m, long n, long k, T alpha, const T *a, long rsa, long csa, const T *b,
+                   long rsb, long csb, T beta, T *c, long rsc, long csc, int nthreads) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0 || alpha == (T)0) {
+        N(scale_c)(m, n, beta, c, rsc, csc);
+        return 0;
+    }
+    /* orientation: C^T = B^T A^T when C is column-major, or when the tile model prefers it
+     * (a row-major C is then written through the kernel's transposing store) */
+    int swap = 0;
+    if (rsc == 1 && csc != 1)
+        swap = !(dlb_gemm_model(m, n, MR, VL) < dlb_gemm_swap_gain * dlb_gemm_model(n, m, MR, VL));
+    else if (csc == 1)
+        swap = dlb_gemm_model(n, m, MR, VL) < dlb_gemm_swap_gain * dlb_gemm_model(m, n, MR, VL);
+    if (swap) {
+        long nrsa = csb, ncsa = rsb, nrsb = csa, ncsb = rsa, t = m;
+        const T *tp = a;
+        m = n; n = t; a = b; b = tp;
+        rsa = nrsa; csa = ncsa; rsb = nrsb; csb = ncsb;
+        t = rsc; rsc = csc; csc = t;
+    }
+    if (nthreads <= 0) nthreads = dlb_gemm_max_threads();
+    if (2.0 * m * n * k < dlb_gemm_serial_flops) nthreads = 1;
+    long kcb = dlb_balanced_block(k, dlb_gemm_kc[DBL], 1);
+    long mc_max = dlb_gemm_mc[DBL] * dlb_gemm_kc[DBL] / kcb; /* constant A-block bytes */
+    if (mc_max > 8 * dlb_gemm_mc[DBL]) mc_max = 8 * dlb_gemm_mc[DBL];
+    long mcb = dlb_balanced_block(m, mc_max, MR);
+    long ncb = dlb_balanced_block(n, dlb_gemm_nc[DBL], NR);
+    int fused = m <= mcb;
+    int sa, sb;
+    T *ap = (T *)dlb_buf_get(2 * mcb * kcb * sizeof(T), &sa);
+    if (!ap) return -1;
+    size_t bsize = fused ? (size_t)nthreads * DLB_FUSED_GROUP * NR * kcb : (size_t)kcb * ncb;
+    T *bp = (T *)dlb_buf_get(bsize * sizeof(T), &sb);
+    if (!bp) {
+        dlb_buf_put(ap, sa);
+        return -1;
+    }
+    if (nthreads == 1) {
+        N(gemm_thread)(0, 1, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, mcb, kcb, ncb,
+                       ap, bp, fused);
+    } else {
+#pragma omp parallel num_threads(nthreads)
+        {
+            int tid = 0, nt = 1;
+            DLB_OMP_IDS(tid, nt);
+            N(gemm_thread)(tid, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, mcb, kcb,
+                           ncb, ap, bp, fused);
+        }
+    }
+    dlb_buf_put(bp, sb);
+    dlb_buf_put(ap, sa);
+    return 0;
+}
+
+/* `batch` independent GEMMs C[i] = alpha A[i] B[i] + beta C[i]; sa, sb, sc are the element
+ * strides between batch items (0 broadcasts one operand). Many items: one item per thread at a
+ * time (serial GEMMs); few: the items in turn, each on all threads. */
+static int N(gemm_batched)(long batch, long m, long n, long k, T alpha, const T *a, long sa, long rsa,
+                           long csa, const T *b, long sb, long rsb, long csb, T beta, T *c, long sc,
+                           long rsc, long csc, int nthreads) {
+    if (nthreads <= 0) nthreads = dlb_gemm_max_threads();
+    int err = 0;
+    double per_item = 2.0 * m * n * k;
+    int by_item = nthreads > 1 && batch >= nthreads &&
+                  (batch % nthreads == 0 || batch >= 4 * nthreads || per_item < 4 * dlb_gemm_serial_flops);
+    if (by_item) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) reduction(| : err)
+        for (long i = 0; i < batch; i++)
+            err |= N(gemm)(m, n, k, alpha, a + i * sa, rsa, csa, b + i * sb, rsb, csb, beta, c + i * sc, rsc,
+                           csc, 1);
+    } else {
+        for (long i = 0; i < batch; i++)
+            err |= N(gemm)(m, n, k, alpha, a + i * sa, rsa, csa, b + i * sb, rsb, csb, beta, c + i * sc, rsc,
+                           csc, nthreads);
+    }
+    return err ? -1 : 0;
+}
+
+#endif /* DLB_GEMM_TEMPLATE */
