@@ -86,34 +86,57 @@ def uses_lr(name: str) -> bool:
     return parse_optimizer(name)[0] in FIRST_ORDER
 
 
-def make_optimizer(name: str, lr: float, backend: str = "numpy"):
+# the book's form of the look-ahead methods (gradient at θ + αv, Alg. 8.3 and 8.6)
+BOOK_FORM = {"nesterov", "rmsprop_nesterov"}
+
+
+def make_optimizer(name: str, lr: float, backend: str = "numpy", clip_norm: float | None = None):
     """An instance of a first-order optimizer of ``dlbench.optim``; ``Unavailable`` if missing.
 
-    Returns (optimizer, note): ``note`` says when a stand-in is used (plain SGD as
-    ``Momentum(alpha=0)`` — the same update, Alg. 8.1 — until ``optim.SGD`` exists).
+    ``name`` may end in "+clip": the optimizer then clips by global norm at ``clip_norm`` (fused
+    into its update, sec. 8.2.4). Nesterov and RMSProp+Nesterov use the book's form (gradient at
+    the interim point, Alg. 8.3 / 8.6). Returns (optimizer, note, clip_here): ``note`` says when a
+    stand-in is used; ``clip_here`` asks the caller to clip (an optimizer without ``clip_norm``).
     """
     from dlbench import optim
 
-    base, _ = parse_optimizer(name)
+    base, clip = parse_optimizer(name)
     cls_name, kw = FIRST_ORDER[base]
     cls = getattr(optim, cls_name, None)
+    note = ""
+    if cls is None and base == "sgd" and hasattr(optim, "Momentum"):
+        cls, kw, note = optim.Momentum, {"alpha": 0.0}, "optim.SGD missing: Momentum(alpha=0), the same update"
     if cls is None:
-        if base == "sgd" and hasattr(optim, "Momentum"):
-            return optim.Momentum(lr=lr, alpha=0.0, backend=backend), \
-                "optim.SGD missing: Momentum(alpha=0), the same update as Alg. 8.1"
         raise Unavailable(f"dlbench.optim.{cls_name} is not implemented yet (issue 9)")
+    kw = dict(kw)
+    if base in BOOK_FORM:
+        kw["form"] = "book"
+    clip_here = False
+    if clip:
+        kw["clip_norm"] = clip_norm
     try:
-        return cls(lr=lr, backend=backend, **kw), ""
+        try:
+            return cls(lr=lr, backend=backend, **kw), note, False
+        except TypeError:
+            if not clip:
+                raise
+            kw.pop("clip_norm")            # an optimizer without fused clipping: clip in the loop
+            clip_here = True
+            return cls(lr=lr, backend=backend, **kw), note, clip_here
     except (KeyError, LookupError) as e:   # no kernel for this backend
         raise Unavailable(f"optim.{cls_name} on backend {backend!r}: {e}") from e
+    except TypeError as e:
+        raise Unavailable(f"optim.{cls_name} does not take {sorted(kw)}: {e}") from e
 
 
 def unavailable_reason(name: str, backend: str, prob=None) -> str:
     """Why ``name`` cannot run on ``backend`` (for problem ``prob``) here, or "" when it can."""
     base, _ = parse_optimizer(name)
+    if base == "delta_bar_delta" and prob is not None and prob.stochastic:
+        return "delta-bar-delta is a full-batch method (Jacobs 1988, sec. 8.5); this problem is stochastic"
     if base in FIRST_ORDER:
         try:
-            make_optimizer(name, 0.1, backend)
+            make_optimizer(name, 0.1, backend, clip_norm=1.0)
         except Unavailable as e:
             return str(e)
         return ""
@@ -128,19 +151,7 @@ def unavailable_reason(name: str, backend: str, prob=None) -> str:
 
 
 def clip_by_norm(g: np.ndarray, v: float) -> np.ndarray:
-    """Gradient clipping by norm (sec. 8.2.4, 10.11.1): g ← g v / ‖g‖ when ‖g‖ > v.
-
-    Uses ``dlbench.optim.clip_grad_norm`` when the optimizers issue provides it.
-    """
-    from dlbench import optim
-
-    fn = getattr(optim, "clip_grad_norm", None)
-    if fn is not None:
-        try:
-            fn(g, v)
-            return g
-        except TypeError:
-            pass
+    """Gradient clipping by norm (sec. 8.2.4, 10.11.1): g ← g v / ‖g‖ when ‖g‖ > v (in place)."""
     norm = float(np.sqrt(g @ g))
     if norm > v:
         g *= v / norm
@@ -196,7 +207,7 @@ def _curve_keep(max_iters: int, points: int) -> set[int]:
 def run_cell(cell: Cell) -> dict:
     """Run one cell; returns a dict of outcomes plus the sampled curve (lists)."""
     prob = problem_of(cell)
-    base, clip = parse_optimizer(cell.optimizer)
+    base, _ = parse_optimizer(cell.optimizer)
     max_iters = int(cell.max_iters or prob.max_iters)
     eval_every = int(cell.eval_every or prob.eval_every)
     out = {**asdict(cell), "iters_to_target": math.inf, "grads_to_target": math.inf,
@@ -213,7 +224,7 @@ def run_cell(cell: Cell) -> dict:
             if base in MINIMIZE:
                 _run_minimize(prob, cell, base, x, f0, target, max_iters, out)
             else:
-                _run_first_order(prob, cell, clip, x, f0, target, max_iters, eval_every, out)
+                _run_first_order(prob, cell, x, f0, target, max_iters, eval_every, out)
     except Unavailable as e:
         out.update(status="skipped", message=str(e))
     if not cell.timed:
@@ -228,9 +239,10 @@ def _diverged(prob, f: float, f0: float) -> bool:
     return (f - ref) > prob.blowup * max(f0 - ref, 1e-12) and f > f0
 
 
-def _run_first_order(prob, cell, clip, x, f0, target, max_iters, eval_every, out):
-    opt, note = make_optimizer(cell.optimizer, cell.lr, cell.backend)
+def _run_first_order(prob, cell, x, f0, target, max_iters, eval_every, out):
+    opt, note, clip_here = make_optimizer(cell.optimizer, cell.lr, cell.backend, clip_norm=prob.clip_norm)
     out["message"] = note
+    book_form = getattr(opt, "form", "") == "book"
     state = opt.init(x)
     rng = np.random.default_rng([cell.seed, 7919])       # minibatch / gradient noise stream
     keep = _curve_keep(max_iters, cell.curve_points)
@@ -244,10 +256,13 @@ def _run_first_order(prob, cell, clip, x, f0, target, max_iters, eval_every, out
     k = 0
     while k < max_iters and not (out["reached"] and cell.stop_at_target):
         t0 = clock()
-        g = prob.train_grad(x, rng, k)
-        if clip:
-            g = clip_by_norm(g, prob.clip_norm)
-        opt.step(x, g, state)
+        if book_form:      # the optimizer evaluates the gradient at its interim point θ + αv
+            opt.step(x, lambda pts, k=k: prob.train_grad(pts, rng, k), state)
+        else:
+            g = prob.train_grad(x, rng, k)
+            if clip_here:
+                g = clip_by_norm(g, prob.clip_norm)
+            opt.step(x, g, state)
         spent += clock() - t0
         k += 1
         if k % eval_every == 0 or k in keep or k == max_iters:
@@ -326,11 +341,13 @@ def _run_minimize(prob, cell, base, x, f0, target, max_iters, out):
     kw = {"jac": jac, "callback": callback}
     if base == "newton":
         kw["hessp"] = hessp
-    options = {"maxiter": max_iters}
-    if cell.backend == "scipy":       # run to the target or the budget, not to scipy's own tolerances
+    options = {"maxiter": max_iters}      # run to the target or the budget, not to a method's own tolerance
+    if cell.backend == "scipy":
         options.update({"xtol": 1e-300} if base == "newton" else {"gtol": 0.0})
         if base == "lbfgs":
             options.update(ftol=0.0, maxfun=10 * max_iters)
+    else:
+        options["gtol"] = 0.0
     t_start[0] = clock()
     xk = x
     try:
@@ -401,6 +418,16 @@ def _dask_client(scheduler):
             raise UserError(f"cannot reach the Dask scheduler at {addr}: {e}") from e
         _CLIENTS[addr] = client
     return client
+
+
+def close_dask_clients() -> None:
+    """Close the Dask clients this process opened for ``executor="dask"`` (by address)."""
+    while _CLIENTS:
+        _, client = _CLIENTS.popitem()
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a client of a vanished scheduler
+            pass
 
 
 def map_cells(cells: list[Cell], executor: str = "process", scheduler=None,
