@@ -346,21 +346,34 @@ def rnn_nll(o, y, lengths=None, *, backend: str = "numba", algorithm: str = "def
     return float(loss), grad
 
 
-def rnn_clip_grads(grads, max_norm: float | None):
+def rnn_clip_grads(grads, max_norm: float | None, *, backend: str = "numpy"):
     """Gradient clipping by norm (8.2.4, 10.11.1): if ||g|| > v then g <- g v / ||g||.
 
     grads: an :class:`RNNGrads` (or a list of arrays/None); ||g|| is the L2 norm over all of them
-    together, accumulated in float64. max_norm None: no clipping. Returns (clipped copy of the
-    same type, norm before clipping); the inputs are not modified.
+    together. max_norm None: no clipping. Returns (clipped copy of the same type, norm before
+    clipping); the inputs are not modified, non-finite norms leave them unscaled. Runs
+    ``dlbench.optim.clip_grad_norm`` on ``backend`` (numpy, numba, cython; others use numpy).
     """
-    norm = _global_norm([g for g in grads if g is not None])
-    if max_norm is None:
-        return grads, norm
-    if not max_norm > 0:
+    if max_norm is not None and not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
-    scale = max_norm / norm if norm > max_norm else 1.0
-    clipped = [None if g is None else g * g.dtype.type(scale) for g in grads]
-    return (RNNGrads(*clipped) if isinstance(grads, RNNGrads) else clipped), norm
+    arrays = [g for g in grads if g is not None]
+    if max_norm is None:
+        return grads, _global_norm(arrays)
+    clipped = [None if g is None else g.copy() for g in grads]
+    live = [g for g in clipped if g is not None]
+    try:
+        from dlbench.optim import clip_grad_norm
+    except ImportError:  # pragma: no cover - the optimizers package is optional here
+        clip_grad_norm = None
+    if clip_grad_norm is not None:
+        norm = clip_grad_norm(live, max_norm, backend=backend if backend in ("numpy", "numba", "cython")
+                              else "numpy")
+    else:  # pragma: no cover
+        norm = _global_norm(live)
+        if np.isfinite(norm) and norm > max_norm:
+            for g in live:
+                g *= g.dtype.type(max_norm / norm)
+    return (RNNGrads(*clipped) if isinstance(grads, RNNGrads) else clipped), float(norm)
 
 
 def _global_norm(arrays) -> float:
@@ -378,7 +391,7 @@ def rnn_loss_and_grads(x, y, U, W, b, V, c, h0=None, lengths=None, *, truncate: 
     loss, grad_o = rnn_nll(fwd.o, y, lengths, backend=backend)
     grads = rnn_backward(x, fwd.h, grad_o, U, W, V, h0, lengths, truncate=truncate, backend=backend,
                          algorithm=algorithm)
-    grads, norm = rnn_clip_grads(grads, clip)
+    grads, norm = rnn_clip_grads(grads, clip, backend=backend)
     return RNNLoss(loss, grads, fwd, norm)
 
 
@@ -451,7 +464,7 @@ def rnn_teacher_forcing_loss_and_grads(x, y, U, W, b, V, c, lengths=None, y0=Non
     loss, grad_o = rnn_nll(fwd.o, y, lengths, backend=backend)
     grads = rnn_teacher_forcing_backward(x, y, fwd.h, grad_o, U, W, V, lengths, y0, backend=backend,
                                          algorithm=algorithm)
-    grads, norm = rnn_clip_grads(grads, clip)
+    grads, norm = rnn_clip_grads(grads, clip, backend=backend)
     return RNNLoss(loss, grads, fwd, norm)
 
 
@@ -499,7 +512,7 @@ def rnn_seq2one(x, y, U, W, b, V, c=None, h0=None, lengths=None, *, truncate: in
     gr = rnn_backward(x, fwd.h, None, U, W, None, h0, lengths, grad_h_last=grad_h_last, truncate=truncate,
                       backend=backend, algorithm=algorithm)
     grads = RNNGrads(gr.U, gr.W, gr.b, g.T @ fwd.h_last, g.sum(0), gr.h0)
-    grads, norm = rnn_clip_grads(grads, clip)
+    grads, norm = rnn_clip_grads(grads, clip, backend=backend)
     return RNNLoss(loss, grads, fwd, norm), o
 
 
