@@ -1,0 +1,548 @@
+"""Convolution algorithms written once over a set of primitives; each backend brings its own.
+
+Every algorithm is a short Python driver (allocation, chunking over images, the matrix products
+of :mod:`conv_gemm`, scipy.fft for the transforms) around hot primitives that a backend
+implements with the same signatures: ``dlbench.kernels.numba_cpu.conv`` (``@njit``) and
+``dlbench.kernels.cython.conv`` (compiled, OpenMP). :func:`register_family` registers every
+(op, algorithm) for one backend. All problems are handled as 3-D (N, C, D, H, W): 1-D and 2-D
+convolutions are the 3-D ones with unit leading spatial dimensions, so one primitive serves all.
+
+Algorithms (chapter 9, section 9.8 for the fast ones):
+
+- ``direct``: blocked loops over output rows (several output channels per pass, the innermost
+  loop along a row, contiguous at stride 1 so it vectorizes); the data gradient at stride 1 is
+  the direct forward of the transposed problem, at stride > 1 a race-free scatter (eq. 9.13).
+- ``im2col``: unfold the receptive fields into a matrix (rows (c, t, r, s), columns = output
+  positions) and multiply by the weights as a (K, C*T*R*S) matrix; gradients: the weight
+  gradient is dy @ cols^T (eq. 9.11), the data gradient W^T @ dy folded back (col2im, eq. 9.13).
+- ``gemm1x1``: a 1x1 kernel is a matrix product per image (a strided copy first when stride > 1).
+- ``fft``: products in the frequency domain (9.8): per frequency, a complex matrix product over
+  channels; the transforms are scipy.fft, the contraction is the backend's. Stride > 1
+  computes the unit-stride result and keeps every s-th output (the book's "wasteful" form).
+- ``winograd`` F(4x4,3x3) and ``winograd_f2`` F(2x2,3x3) (Lavin & Gray 2015): 3x3 stride 1,
+  tiles transformed in NHWC so the transforms vectorize over channels, alpha^2 batched GEMMs.
+- ``separable``: a rank-1 kernel w = u v^T (detected by SVD with a tolerance) runs as a row
+  pass then a column pass, O(R + S) per output instead of O(R S) (9.8).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+from dlbench.kernels.numba_cpu.conv_gemm import GEMM_IMPL, GEMM_WHY, batched_gemm, gemm
+from dlbench.ops._common import output_size
+
+CHUNK_BYTES = 8 << 20          # im2col buffer per chunk of images
+WINO_CHUNK_BYTES = 4 << 20     # Winograd V buffer per chunk of tile rows
+SMALL_SPATIAL = 256            # below this many output positions per image, batch images per GEMM
+
+
+# ------------------------------------------------------------------ shapes
+def as5(a):
+    """View an (N, C, *spatial) array with 1-3 spatial dims as 5-D (N, C, D, H, W)."""
+    nd = a.ndim - 2
+    return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
+
+
+def t3(t, fill):
+    return (fill,) * (3 - len(t)) + tuple(int(v) for v in t)
+
+
+def p3(padding):
+    return ((0, 0),) * (3 - len(padding)) + tuple(tuple(int(v) for v in p) for p in padding)
+
+
+def padded(P, x5, pads):
+    """x5 zero-padded by pads ((lo, hi) x 3), via the backend's pad primitive (x5 itself if none)."""
+    if all(lo == 0 and hi == 0 for lo, hi in pads):
+        return x5
+    shape = x5.shape[:2] + tuple(m + lo + hi for m, (lo, hi) in zip(x5.shape[2:], pads))
+    xp = np.empty(shape, dtype=x5.dtype)
+    P.pad(x5, xp, pads[0][0], pads[1][0], pads[2][0])
+    return xp
+
+
+def bwd_data_as_forward(dy, w, x_shape, padding, dilation, groups):
+    """At stride 1 the data gradient (eq. 9.13) is a forward correlation of dy with the kernel
+    flipped and its channel axes swapped, padded by d(k-1) - lo before (negative = crop).
+
+    Returns (dy', w', padding') for a forward call giving an output of x_shape.
+    """
+    nd = w.ndim - 2
+    k, cg = w.shape[:2]
+    kg = k // groups
+    c = cg * groups
+    wt = w.reshape((groups, kg, cg) + w.shape[2:]).swapaxes(1, 2)
+    wt = np.ascontiguousarray(wt[(Ellipsis,) + (slice(None, None, -1),) * nd]).reshape((c, kg) + w.shape[2:])
+    crop, pads = [], []
+    for m, p, kk, d, (lo, _) in zip(x_shape[2:], dy.shape[2:], w.shape[2:], dilation, padding):
+        e = d * (kk - 1)
+        a = e - lo
+        b = m + e - p - a
+        crop.append(slice(max(-a, 0), p - max(-b, 0)))
+        pads.append((max(a, 0), max(b, 0)))
+    dyc = dy[(slice(None), slice(None)) + tuple(crop)]
+    if any(s.start or s.stop != p for s, p in zip(crop, dy.shape[2:])):
+        dyc = np.ascontiguousarray(dyc)
+    return dyc, wt, tuple(pads)
+
+
+def _chunk(n, per_image, itemsize, budget=CHUNK_BYTES):
+    return int(max(1, min(n, budget // max(1, per_image * itemsize))))
+
+
+# ------------------------------------------------------------------ direct
+def direct_forward(P, x, w, stride, padding, dilation, groups):
+    out = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    x5, w5 = as5(x), as5(w)
+    xp = padded(P, x5, p3(padding))
+    y = np.empty((x.shape[0], w.shape[0]) + out, dtype=x.dtype)
+    P.direct_fwd(xp, w5, as5(y), *t3(stride, 1), *t3(dilation, 1), groups)
+    return y
+
+
+def direct_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
+    if all(s == 1 for s in stride):
+        dyc, wt, pads = bwd_data_as_forward(dy, w, x_shape, padding, dilation, groups)
+        return direct_forward(P, dyc, wt, stride, pads, dilation, groups)
+    pads = p3(padding)
+    xs5 = t3(x_shape[2:], 1)
+    shape = tuple(x_shape[:2]) + tuple(m + lo + hi for m, (lo, hi) in zip(xs5, pads))
+    dxp = np.zeros(shape, dtype=dy.dtype)
+    P.direct_bwd_data(as5(dy), as5(w), dxp, *t3(stride, 1), *t3(dilation, 1), groups)
+    crop = tuple(slice(lo, lo + m) for m, (lo, _) in zip(xs5, pads))
+    return np.ascontiguousarray(dxp[(slice(None), slice(None)) + crop]).reshape(x_shape)
+
+
+def direct_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups):
+    xp = padded(P, as5(x), p3(padding))
+    dw = np.empty(w_shape, dtype=x.dtype)
+    P.direct_bwd_weight(xp, as5(dy), as5(dw), *t3(stride, 1), *t3(dilation, 1), groups)
+    return dw
+
+
+# ------------------------------------------------------------------ im2col / gemm1x1
+def _geom5(x_shape, w_shape, stride, padding, dilation):
+    xs = t3(x_shape[2:], 1)
+    ks = t3(w_shape[2:], 1)
+    st, dl, pd = t3(stride, 1), t3(dilation, 1), p3(padding)
+    out = output_size(xs, ks, st, pd, dl)
+    return xs, ks, st, dl, pd, out
+
+
+def _unfold(P, x5, cols, n0, b, c0, cg, ks, st, dl, pd, out, identity):
+    """cols (cg*T*R*S, b*O*P*Q) <- receptive fields of images n0..n0+b, channels c0..c0+cg."""
+    if identity and b == 1:
+        return x5[n0, c0:c0 + cg].reshape(cg, -1)
+    P.im2col(x5, cols, n0, b, c0, cg, *ks, *st, *dl, pd[0][0], pd[1][0], pd[2][0], *out)
+    return cols
+
+
+def im2col_forward(P, x, w, stride, padding, dilation, groups):
+    n, k, cg = x.shape[0], w.shape[0], w.shape[1]
+    kg = k // groups
+    xs, ks, st, dl, pd, out = _geom5(x.shape, w.shape, stride, padding, dilation)
+    opq = math.prod(out)
+    rows = cg * math.prod(ks)
+    identity = rows == cg and all(s == 1 for s in st) and all(lo == 0 and hi == 0 for lo, hi in pd)
+    x5 = as5(x)
+    y = np.empty((n, k) + tuple(out[3 - (x.ndim - 2):]), dtype=x.dtype)
+    nb = 1 if opq >= SMALL_SPATIAL and identity else _chunk(n, rows * opq, x.itemsize)
+    if opq >= SMALL_SPATIAL * 4:
+        nb = 1
+    buf = np.empty(rows * nb * opq, dtype=x.dtype)
+    tmp = np.empty(kg * nb * opq, dtype=x.dtype) if nb > 1 else None
+    wm = w.reshape(groups, kg, rows)
+    yv = y.reshape(n, k, opq)
+    for n0 in range(0, n, nb):
+        b = min(nb, n - n0)
+        for g in range(groups):
+            cols = _unfold(P, x5, buf[:rows * b * opq].reshape(rows, b * opq), n0, b, g * cg, cg,
+                           ks, st, dl, pd, out, identity)
+            if b == 1:
+                gemm(wm[g], cols, out=yv[n0, g * kg:(g + 1) * kg])
+            else:
+                t = gemm(wm[g], cols, out=tmp[:kg * b * opq].reshape(kg, b * opq))
+                yv[n0:n0 + b, g * kg:(g + 1) * kg] = t.reshape(kg, b, opq).transpose(1, 0, 2)
+    return y
+
+
+def _dy_block(dy3, n0, b, k0, kg, buf):
+    """dy of images n0..n0+b, channels k0..k0+kg as a (kg, b*OPQ) matrix."""
+    if b == 1:
+        return dy3[n0, k0:k0 + kg]
+    opq = dy3.shape[2]
+    m = buf[:kg * b * opq].reshape(kg, b, opq)
+    m[...] = dy3[n0:n0 + b, k0:k0 + kg].transpose(1, 0, 2)
+    return m.reshape(kg, b * opq)
+
+
+def im2col_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
+    if all(s == 1 for s in stride):   # the transposed problem is a forward im2col (no scatter)
+        dyc, wt, pads = bwd_data_as_forward(dy, w, x_shape, padding, dilation, groups)
+        return im2col_forward(P, dyc, wt, stride, pads, dilation, groups)
+    n, c = x_shape[:2]
+    k, cg = w.shape[:2]
+    kg = k // groups
+    xs, ks, st, dl, pd, out = _geom5(x_shape, w.shape, stride, padding, dilation)
+    opq = math.prod(out)
+    rows = cg * math.prod(ks)
+    dx = np.zeros((n, c) + tuple(xs), dtype=dy.dtype)
+    nb = 1 if opq >= SMALL_SPATIAL * 4 else _chunk(n, rows * opq, dy.itemsize)
+    cols_buf = np.empty(rows * nb * opq, dtype=dy.dtype)
+    dy_buf = np.empty(kg * nb * opq, dtype=dy.dtype) if nb > 1 else None
+    wm = w.reshape(groups, kg, rows)
+    dy3 = dy.reshape(n, k, opq)
+    for n0 in range(0, n, nb):
+        b = min(nb, n - n0)
+        for g in range(groups):
+            d = _dy_block(dy3, n0, b, g * kg, kg, dy_buf)
+            cols = gemm(wm[g], d, out=cols_buf[:rows * b * opq].reshape(rows, b * opq), trans_a=True)
+            P.col2im(cols, dx, n0, b, g * cg, cg, *ks, *st, *dl, pd[0][0], pd[1][0], pd[2][0], *out)
+    return dx.reshape(x_shape)
+
+
+def im2col_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups):
+    n = x.shape[0]
+    k, cg = w_shape[:2]
+    kg = k // groups
+    xs, ks, st, dl, pd, out = _geom5(x.shape, w_shape, stride, padding, dilation)
+    opq = math.prod(out)
+    rows = cg * math.prod(ks)
+    identity = rows == cg and all(s == 1 for s in st) and all(lo == 0 and hi == 0 for lo, hi in pd)
+    x5 = as5(x)
+    nb = 1 if opq >= SMALL_SPATIAL * 4 else _chunk(n, rows * opq, x.itemsize)
+    buf = np.empty(rows * nb * opq, dtype=x.dtype)
+    dy_buf = np.empty(kg * nb * opq, dtype=x.dtype) if nb > 1 else None
+    dw = np.zeros((groups, kg, rows), dtype=x.dtype)
+    dy3 = dy.reshape(n, k, opq)
+    for n0 in range(0, n, nb):
+        b = min(nb, n - n0)
+        for g in range(groups):
+            cols = _unfold(P, x5, buf[:rows * b * opq].reshape(rows, b * opq), n0, b, g * cg, cg,
+                           ks, st, dl, pd, out, identity)
+            d = _dy_block(dy3, n0, b, g * kg, kg, dy_buf)
+            gemm(d, cols, out=dw[g], beta=1.0, trans_b=True)
+    return dw.reshape(w_shape)
+
+
+# ------------------------------------------------------------------ Winograd F(m x m, 3 x 3)
+def winograd_matrices(m: int, dtype):
+    """(B^T, G, A^T) of Lavin & Gray's F(2x2,3x3) or F(4x4,3x3), interpolation points 0, +-1, (+-2), inf."""
+    if m == 2:
+        bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        g = [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    elif m == 4:
+        bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+              [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+             [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    else:
+        raise ValueError(f"Winograd output tile must be 2 or 4, got {m}")
+    return tuple(np.array(a, dtype=dtype) for a in (bt, g, at))
+
+
+def winograd_forward(P, x, w, padding, groups, m):
+    n, c, h, wd = x.shape
+    k, cg = w.shape[:2]
+    kg = k // groups
+    (pt, pb), (pl, pr) = padding
+    ph, pw = h + pt + pb - 2, wd + pl + pr - 2
+    th, tw = -(-ph // m), -(-pw // m)
+    alpha = m + 2
+    bt, gm, at = winograd_matrices(m, x.dtype)
+    y = np.empty((n, k, ph, pw), dtype=x.dtype)
+    rows_per_chunk = max(1, min(n * th, WINO_CHUNK_BYTES // max(1, alpha * alpha * tw * max(cg, kg) * x.itemsize)))
+    ntiles = rows_per_chunk * tw
+    vbuf = np.empty(alpha * alpha * ntiles * cg, dtype=x.dtype)
+    mbuf = np.empty(alpha * alpha * ntiles * kg, dtype=x.dtype)
+    xt = np.empty((n, th * m + 2, tw * m + 2, cg), dtype=x.dtype)
+    u = np.empty((alpha * alpha, cg, kg), dtype=x.dtype)
+    for g in range(groups):
+        P.nhwc_pad(x, xt, pt, pl, g * cg)
+        P.wino_weight(w, u, g * kg, gm)
+        for r0 in range(0, n * th, rows_per_chunk):
+            nr = min(rows_per_chunk, n * th - r0)
+            v = vbuf[:alpha * alpha * nr * tw * cg].reshape(alpha * alpha, nr * tw, cg)
+            P.wino_in(xt, v, r0, nr, th, tw, m, bt)
+            mm = batched_gemm(v, u, out=mbuf[:alpha * alpha * nr * tw * kg].reshape(alpha * alpha, nr * tw, kg))
+            P.wino_out(mm, y, r0, nr, th, tw, m, at, g * kg)
+    return y
+
+
+def winograd_backward_data(P, dy, w, x_shape, padding, groups, m):
+    dyc, wt, pads = bwd_data_as_forward(dy, w, x_shape, padding, (1, 1), groups)
+    return winograd_forward(P, dyc, wt, pads, groups, m)
+
+
+# ------------------------------------------------------------------ FFT
+def _fft_threads():
+    from dlbench.threads import current_threads
+
+    return current_threads()
+
+
+def _dilate(w, dilation):
+    """Kernel with d-1 zeros between taps (the dilated kernel as a dense array)."""
+    if all(d == 1 for d in dilation):
+        return w
+    ext = tuple(d * (kk - 1) + 1 for kk, d in zip(w.shape[2:], dilation))
+    wd = np.zeros(w.shape[:2] + ext, dtype=w.dtype)
+    wd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilation)] = w
+    return wd
+
+
+def _freq_matmul(P, left, right):
+    """Batched complex product over the leading frequency axis: (F, a, c) @ (F, c, b)."""
+    out = np.empty((left.shape[0], left.shape[1], right.shape[2]), dtype=left.dtype)
+    P.cgemm(np.ascontiguousarray(left), np.ascontiguousarray(right), out)
+    return out
+
+
+def fft_forward(P, x, w, stride, padding, dilation, groups):
+    import scipy.fft as sf
+
+    nd = x.ndim - 2
+    n, c = x.shape[:2]
+    k, cg = w.shape[:2]
+    kg = k // groups
+    out = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    xp = padded(P, as5(x), p3(padding)).reshape((n, c) + tuple(m + lo + hi for m, (lo, hi) in
+                                                              zip(x.shape[2:], padding)))
+    axes = tuple(range(2, 2 + nd))
+    lens = tuple(sf.next_fast_len(m, real=True) for m in xp.shape[2:])
+    wk = _dilate(w, dilation)
+    xf = sf.rfftn(xp, s=lens, axes=axes, workers=_fft_threads())
+    wf = sf.rfftn(wk, s=lens, axes=axes, workers=_fft_threads())
+    fshape = xf.shape[2:]
+    nf = math.prod(fshape)
+    xf = xf.reshape(n, c, nf)
+    wf = wf.reshape(k, cg, nf)
+    yf = np.empty((n, k, nf), dtype=xf.dtype)
+    for g in range(groups):
+        left = xf[:, g * cg:(g + 1) * cg].transpose(2, 0, 1)                # (F, N, Cg)
+        right = np.conj(wf[g * kg:(g + 1) * kg]).transpose(2, 1, 0)         # (F, Cg, Kg)
+        yf[:, g * kg:(g + 1) * kg] = _freq_matmul(P, left, right).transpose(1, 2, 0)
+    yfull = sf.irfftn(yf.reshape((n, k) + fshape), s=lens, axes=axes, workers=_fft_threads())
+    sel = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
+    return np.ascontiguousarray(yfull[(slice(None), slice(None)) + sel], dtype=x.dtype)
+
+
+def _upsample(dy, stride):
+    """dy with s-1 zeros between samples (the strided output placed back on the unit grid)."""
+    if all(s == 1 for s in stride):
+        return dy
+    ext = tuple((p - 1) * s + 1 for p, s in zip(dy.shape[2:], stride))
+    u = np.zeros(dy.shape[:2] + ext, dtype=dy.dtype)
+    u[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = dy
+    return u
+
+
+def fft_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
+    """dx_pad = dy_upsampled (*) w_dilated, a linear (true) convolution (eq. 9.13), then cropped."""
+    import scipy.fft as sf
+
+    nd = dy.ndim - 2
+    n, c = x_shape[:2]
+    k, cg = w.shape[:2]
+    kg = k // groups
+    axes = tuple(range(2, 2 + nd))
+    dyu = _upsample(dy, stride)
+    wk = _dilate(w, dilation)
+    lens = tuple(sf.next_fast_len(max(u + e - 1, lo + m), real=True)
+                 for u, e, m, (lo, _) in zip(dyu.shape[2:], wk.shape[2:], x_shape[2:], padding))
+    df = sf.rfftn(dyu, s=lens, axes=axes, workers=_fft_threads())
+    wf = sf.rfftn(wk, s=lens, axes=axes, workers=_fft_threads())
+    fshape = df.shape[2:]
+    nf = math.prod(fshape)
+    df = df.reshape(n, k, nf)
+    wf = wf.reshape(k, cg, nf)
+    xf = np.empty((n, c, nf), dtype=df.dtype)
+    for g in range(groups):
+        left = df[:, g * kg:(g + 1) * kg].transpose(2, 0, 1)                # (F, N, Kg)
+        right = wf[g * kg:(g + 1) * kg].transpose(2, 0, 1)                  # (F, Kg, Cg)
+        xf[:, g * cg:(g + 1) * cg] = _freq_matmul(P, left, right).transpose(1, 2, 0)
+    full = sf.irfftn(xf.reshape((n, c) + fshape), s=lens, axes=axes, workers=_fft_threads())
+    crop = tuple(slice(lo, lo + m) for m, (lo, _) in zip(x_shape[2:], padding))
+    return np.ascontiguousarray(full[(slice(None), slice(None)) + crop], dtype=dy.dtype)
+
+
+def fft_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups):
+    """dw[k,c,r] = circular correlation of dy_upsampled with x_pad at lags r*d (eq. 9.11)."""
+    import scipy.fft as sf
+
+    nd = x.ndim - 2
+    n, c = x.shape[:2]
+    k, cg = w_shape[:2]
+    kg = k // groups
+    axes = tuple(range(2, 2 + nd))
+    xp = padded(P, as5(x), p3(padding)).reshape((n, c) + tuple(m + lo + hi for m, (lo, hi) in
+                                                              zip(x.shape[2:], padding)))
+    dyu = _upsample(dy, stride)
+    lens = tuple(sf.next_fast_len(m, real=True) for m in xp.shape[2:])
+    xf = sf.rfftn(xp, s=lens, axes=axes, workers=_fft_threads())
+    df = sf.rfftn(dyu, s=lens, axes=axes, workers=_fft_threads())
+    fshape = xf.shape[2:]
+    nf = math.prod(fshape)
+    xf = xf.reshape(n, c, nf)
+    df = df.reshape(n, k, nf)
+    gf = np.empty((k, cg, nf), dtype=xf.dtype)
+    for g in range(groups):
+        left = np.conj(df[:, g * kg:(g + 1) * kg]).transpose(2, 1, 0)       # (F, Kg, N)
+        right = xf[:, g * cg:(g + 1) * cg].transpose(2, 0, 1)              # (F, N, Cg)
+        gf[g * kg:(g + 1) * kg] = _freq_matmul(P, left, right).transpose(1, 2, 0)
+    full = sf.irfftn(gf.reshape((k, cg) + fshape), s=lens, axes=axes, workers=_fft_threads())
+    sel = tuple(slice(0, d * (kk - 1) + 1, d) for kk, d in zip(w_shape[2:], dilation))
+    return np.ascontiguousarray(full[(slice(None), slice(None)) + sel], dtype=x.dtype)
+
+
+# ------------------------------------------------------------------ separable
+def rank1_factors(w, tol=None):
+    """Column and row vectors (u (K, Cg, R), v (K, Cg, S)) with w[k,c] ~= outer(u, v) (SVD, float64).
+
+    ValueError naming the worst kernel when any has sigma_2 / sigma_1 > tol (default 1e-6 for
+    float32, 1e-12 for float64): separable convolution needs rank-1 kernels (section 9.8).
+    """
+    k, cg, r, s = w.shape
+    if tol is None:
+        tol = 1e-6 if w.dtype == np.float32 else 1e-12
+    flat = w.reshape(k * cg, r, s).astype(np.float64)
+    uu, sv, vt = np.linalg.svd(flat)
+    if min(r, s) > 1:
+        ratio = sv[:, 1] / np.maximum(sv[:, 0], np.finfo(np.float64).tiny)
+        ratio[sv[:, 0] == 0] = 0.0
+        worst = int(np.argmax(ratio))
+        if ratio[worst] > tol:
+            raise ValueError(f"separable requires rank-1 kernels (outer products of 1-D vectors, section 9.8): "
+                             f"kernel (k={worst // cg}, c={worst % cg}) has sigma2/sigma1 = {ratio[worst]:.3g} "
+                             f"> tolerance {tol:g}")
+    col = (uu[:, :, 0] * sv[:, :1]).reshape(k, cg, r).astype(w.dtype)
+    row = vt[:, 0, :].reshape(k, cg, s).astype(w.dtype)
+    return col, row
+
+
+def separable_forward(P, x, w, stride, padding, dilation, groups):
+    col, row = rank1_factors(w)
+    out = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    pads = ((0, 0),) + tuple(padding)
+    xp = padded(P, as5(x), pads)[:, :, 0]
+    y = np.empty((x.shape[0], w.shape[0]) + out, dtype=x.dtype)
+    P.separable(xp, col, row, y, *stride, *dilation, groups)
+    return y
+
+
+# ------------------------------------------------------------------ checks and registration
+def _geometry(nd, params):
+    from dlbench.ops.conv import ConvGeometry
+
+    return ConvGeometry.from_params(nd, params)
+
+
+def check_1x1(nd):
+    def check(**params):
+        g = _geometry(nd, params)
+        if any(v != 1 for v in g.kernel):
+            return f"gemm1x1 requires a 1x1 kernel, got {'x'.join(map(str, g.kernel))}"
+        return None
+    return check
+
+
+def check_winograd(m):
+    def check(**params):
+        g = _geometry(2, params)
+        if g.kernel != (3, 3):
+            return f"winograd F({m}x{m},3x3) requires a 3x3 kernel, got {g.kernel[0]}x{g.kernel[1]}"
+        if g.stride != (1, 1):
+            return f"winograd F({m}x{m},3x3) requires stride 1, got {g.stride}"
+        if g.dilation != (1, 1):
+            return f"winograd F({m}x{m},3x3) requires dilation 1, got {g.dilation}"
+        return None
+    return check
+
+
+OPS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
+
+
+def register_family(backend: str, P: SimpleNamespace, origin: str) -> None:
+    """Register every convolution (op, algorithm) for ``backend`` with primitives ``P``."""
+    from dlbench.registry import register_kernel
+
+    gemm_extra = {"impl": GEMM_IMPL}
+    gemm_note = f"; products by {GEMM_WHY}"
+
+    def reg(op, alg, fn, constraints, check=None, extra=None, note=""):
+        register_kernel(op, alg, backend, constraints=constraints, check=check, description=note,
+                        **(extra or {}))(fn)
+
+    for nd, op in OPS.items():
+        def fwd_direct(x, w, stride, padding, dilation, groups):
+            return direct_forward(P, x, w, stride, padding, dilation, groups)
+
+        def bd_direct(dy, w, x_shape, stride, padding, dilation, groups):
+            return direct_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups)
+
+        def bw_direct(x, dy, w_shape, stride, padding, dilation, groups):
+            return direct_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups)
+
+        def fwd_im2col(x, w, stride, padding, dilation, groups):
+            return im2col_forward(P, x, w, stride, padding, dilation, groups)
+
+        def bd_im2col(dy, w, x_shape, stride, padding, dilation, groups):
+            return im2col_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups)
+
+        def bw_im2col(x, dy, w_shape, stride, padding, dilation, groups):
+            return im2col_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups)
+
+        def fwd_fft(x, w, stride, padding, dilation, groups):
+            return fft_forward(P, x, w, stride, padding, dilation, groups)
+
+        def bd_fft(dy, w, x_shape, stride, padding, dilation, groups):
+            return fft_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups)
+
+        def bw_fft(x, dy, w_shape, stride, padding, dilation, groups):
+            return fft_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups)
+
+        d = f"{nd}-D, {origin}"
+        reg(op, "direct", fwd_direct, "any", note=f"{d}: blocked direct loops (eq. 9.8)")
+        reg(op + "_backward_data", "direct", bd_direct, "any",
+            note=f"{d}: direct (stride 1: transposed forward; else race-free scatter, eq. 9.13)")
+        reg(op + "_backward_weight", "direct", bw_direct, "any", note=f"{d}: direct reduction (eq. 9.11)")
+        reg(op, "im2col", fwd_im2col, "any", extra=gemm_extra, note=f"{d}: im2col + GEMM{gemm_note}")
+        reg(op + "_backward_data", "im2col", bd_im2col, "any", extra=gemm_extra,
+            note=f"{d}: W^T dy + col2im (eq. 9.13){gemm_note}")
+        reg(op + "_backward_weight", "im2col", bw_im2col, "any", extra=gemm_extra,
+            note=f"{d}: dy cols^T (eq. 9.11){gemm_note}")
+        c1 = check_1x1(nd)
+        reg(op, "gemm1x1", fwd_im2col, "1x1 kernel", c1, gemm_extra, f"{d}: 1x1 as GEMM{gemm_note}")
+        reg(op + "_backward_data", "gemm1x1", bd_im2col, "1x1 kernel", c1, gemm_extra,
+            f"{d}: 1x1 data gradient as GEMM{gemm_note}")
+        reg(op + "_backward_weight", "gemm1x1", bw_im2col, "1x1 kernel", c1, gemm_extra,
+            f"{d}: 1x1 kernel gradient as GEMM{gemm_note}")
+        reg(op, "fft", fwd_fft, "any (stride > 1 computes the unit-stride result and subsamples)",
+            note=f"{d}: FFT (scipy.fft) + per-frequency channel products (9.8)")
+        reg(op + "_backward_data", "fft", bd_fft, "any", note=f"{d}: FFT of upsampled dy times kernel")
+        reg(op + "_backward_weight", "fft", bw_fft, "any", note=f"{d}: FFT correlation of dy and x")
+
+    for m, alg in ((4, "winograd"), (2, "winograd_f2")):
+        def fwd_w(x, w, stride, padding, dilation, groups, m=m):
+            return winograd_forward(P, x, w, padding, groups, m)
+
+        def bd_w(dy, w, x_shape, stride, padding, dilation, groups, m=m):
+            return winograd_backward_data(P, dy, w, x_shape, padding, groups, m)
+
+        cons = "3x3 kernel, stride 1, dilation 1"
+        reg("conv2d", alg, fwd_w, cons, check_winograd(m), gemm_extra,
+            f"2-D, {origin}: Winograd F({m}x{m},3x3), NHWC transforms + batched GEMM{gemm_note}")
+        reg("conv2d_backward_data", alg, bd_w, cons, check_winograd(m), gemm_extra,
+            f"2-D, {origin}: Winograd F({m}x{m},3x3) on the transposed problem{gemm_note}")
+
+    def fwd_sep(x, w, stride, padding, dilation, groups):
+        return separable_forward(P, x, w, stride, padding, dilation, groups)
+
+    reg("conv2d", "separable", fwd_sep, "rank-1 kernels (outer products u v^T; checked by SVD at call time)",
+        note=f"2-D, {origin}: separable kernel as a row pass then a column pass (9.8)")
