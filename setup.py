@@ -11,6 +11,16 @@ from glob import glob
 
 import numpy as np
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class parallel_build_ext(build_ext):
+    """Compile the extensions in parallel on every core (pip gives no -j option)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAPPING = {"dlbench": "dlbench", "dlbench.kernels": "kernels", "dlbench.suites": "suites"}
@@ -66,7 +76,7 @@ def extensions():
             extra_link_args=omp_l,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         ))
-    return cythonize(exts, language_level=3, compiler_directives={
+    return cythonize(exts, language_level=3, nthreads=os.cpu_count() or 1, compiler_directives={
         "boundscheck": False, "wraparound": False, "cdivision": True, "initializedcheck": False})
 
 
@@ -75,4 +85,5 @@ setup(
     package_dir=MAPPING,
     package_data={"dlbench.kernels.cython": ["*.pyx", "*.pxd", "*.h"]},
     ext_modules=extensions(),
+    cmdclass={"build_ext": parallel_build_ext},
 )
