@@ -28,6 +28,7 @@ or pytest-benchmark source is that source imported into the schema.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
@@ -88,6 +89,16 @@ def _suite_description(suite: str) -> str:
         return SUITES[suite].description if suite in SUITES else ""
     except Exception:  # noqa: BLE001 - a report never fails on a broken suite module
         return ""
+
+
+_FIGURES = contextvars.ContextVar("dlbench_report_figures", default=True)
+
+
+def _plot(fn, *args, **kw) -> str | None:
+    """A figure's PNG, or None when figures are off (Markdown and CSV have none) or it fails."""
+    if not _FIGURES.get():
+        return None
+    return fn(*args, **kw)
 
 
 def _fig(png: str | None, caption: str) -> list:
@@ -252,14 +263,14 @@ def throughput_section(suite: str, sources: list[Source]) -> list:
         blocks.append(Table(throughput_display(vt), cell_class=_speedup_class))
 
     panels = [_roofline_panel(srcs[label], vt) for label, vt in vts.items()]
-    png = figs.roofline(panels)
+    png = _plot(figs.roofline, panels)
     blocks += _fig(png, f"Roofline of suite {suite}: operational intensity (FLOP/byte from the op's models) vs "
                         "attained GFLOP/s, under the measured compute ceiling and bandwidth slope "
                         "(dashed: other measured ceilings).")
     allv = pd.concat([vt.assign(source=label) for label, vt in vts.items()], ignore_index=True)
     allv.attrs["units"] = next(iter(vts.values())).attrs.get("units", {})
     metric, unit = _bar_metric(allv)
-    png = figs.throughput_bars(allv, metric, unit, f"{suite}: {unit} per variant"
+    png = _plot(figs.throughput_bars, allv, metric, unit, f"{suite}: {unit} per variant"
                                + (" (hatching: source)" if multi else ""))
     blocks += _fig(png, f"{unit} per benchmark and variant.")
 
@@ -400,21 +411,21 @@ def convergence_section(suite: str, sources: list[Source]) -> list:
             blocks.append(Table(summ, cell_class=_speedup_class))
         curves = _filter_bench(s.tables.get("curves"), benches)
         if not curves.empty:
-            blocks.append(Heading(3, "Convergence curves" + tag))
+            blocks.append(Heading(3, "Convergence curves" + tag, md=False))
             value = "excess" if "excess" in curves and (curves.excess > 0).all() else "loss"
             keys = ["problem", "params"] if "params" in curves else ["problem"]
             for key, g in curves.groupby(keys, sort=False):
                 key = key if isinstance(key, tuple) else (key,)
-                title = " ".join([str(key[0])] + [short_params(str(k)) for k in key[1:]])
-                png = figs.loss_curves(g, title, value)
+                title = " ".join([str(key[0])] + [t for t in (short_params(str(k)) for k in key[1:]) if t])
+                png = _plot(figs.loss_curves, g, title, value)
                 blocks += _fig(png, f"{title}: {value} vs iterations and vs seconds; line = median over seeds, "
                                     "band = min–max.")
         sens = _filter_bench(s.tables.get("sensitivity"), benches)
         if not sens.empty:
-            blocks.append(Heading(3, "Learning-rate sensitivity" + tag))
+            blocks.append(Heading(3, "Learning-rate sensitivity" + tag, md=False))
             value = "final_excess" if "final_excess" in sens else "final_loss"
             for prob, g in sens.groupby("problem", sort=False):
-                png = figs.lr_sensitivity(g, f"{prob}", value)
+                png = _plot(figs.lr_sensitivity, g, f"{prob}", value)
                 blocks += _fig(png, f"{prob}: median {value} over the tuning seeds at each learning rate of the grid.")
             if "iters_to_target" in sens:
                 t = sens.groupby(["problem", "optimizer", "lr"]).iters_to_target.median().unstack("lr")
@@ -422,15 +433,17 @@ def convergence_section(suite: str, sources: list[Source]) -> list:
                 blocks.append(Details("Median iterations to target per learning rate",
                                       [Table(t.map(fmt).reset_index())]))
         budget = _filter_bench(s.tables.get("tuning_budget"), benches)
-        png = figs.tuning_budget(budget, "Tuning budget") if not budget.empty else None
-        blocks += _fig(png, "Probability that the best of b random learning rates reaches the target.")
+        png = _plot(figs.tuning_budget, budget, "Tuning budget") if not budget.empty else None
+        if png:
+            blocks.append(Heading(3, "Tuning budget" + tag, md=False))
+            blocks += _fig(png, "Probability that the best of b random learning rates reaches the target.")
         prof = s.tables.get("profiles")
         if prof is None or prof.empty:
             prof = pd.concat([profiles_from_rows(rows, m) for m in ("iters_to_target", "seconds_to_target")],
                              ignore_index=True)
         if prof is not None and not prof.empty and len(set(prof.optimizer)) > 1:
-            blocks.append(Heading(3, "Performance profiles" + tag))
-            png = figs.performance_profile(prof, "Dolan–Moré performance profiles")
+            blocks.append(Heading(3, "Performance profiles" + tag, md="score" in prof))
+            png = _plot(figs.performance_profile, prof, "Dolan–Moré performance profiles")
             blocks += _fig(png, "ρ(τ): fraction of problems an optimizer solves within τ times the reference.")
             if "score" in prof:
                 sc = prof[prof.tau.isna() & prof.score.notna()]
@@ -459,7 +472,7 @@ def _orphan_curves(sources: list[Source], covered: set) -> list:
         blocks.append(Heading(2, f"Convergence curves ({s.label})"))
         value = "excess" if "excess" in c and (c.excess > 0).all() else "loss"
         for prob, g in c.groupby("problem", sort=False):
-            blocks += _fig(figs.loss_curves(g, str(prob), value), f"{prob}: {value}, median over seeds, min–max band.")
+            blocks += _fig(_plot(figs.loss_curves, g, str(prob), value), f"{prob}: {value}, median over seeds, min–max band.")
     return blocks
 
 
@@ -483,7 +496,7 @@ def history_blocks(sources: list[Source]) -> list:
         if hist.empty:
             continue
         blocks.append(Heading(2, f"asv history: {s.machine.get('hostname', '')}", f"asv-{s.label}"))
-        blocks += _fig(figs.history(hist, f"median time per commit ({len(s.history)} commits)"),
+        blocks += _fig(_plot(figs.history, hist, f"median time per commit ({len(s.history)} commits)"),
                        "Median seconds per call at each benchmarked commit (asv).")
         first, last = s.history[0].meta.get("git_rev", "")[:8], s.history[-1].meta.get("git_rev", "")[:8]
         w = hist.pivot_table(index="key", columns="commit", values="value", aggfunc="first")
@@ -538,7 +551,11 @@ def render(sources: list[Source], format: str = "html", title: str | None = None
         return rows_of(sources).to_csv(index=False)
     title = title or ("dlbench report: " + ", ".join(s.label for s in sources[:3])
                       + (" …" if len(sources) > 3 else ""))
-    blocks = build(sources)
+    token = _FIGURES.set(format == "html")
+    try:
+        blocks = build(sources)
+    finally:
+        _FIGURES.reset(token)
     return render_html(blocks, title) if format == "html" else render_md(blocks, title)
 
 
@@ -604,3 +621,14 @@ def cli_report(args) -> int:
 
 def describe_sources(sources: list[Source]) -> str:
     return json.dumps([{"label": s.label, "kind": s.kind, "path": s.path, "rows": len(s.rows)} for s in sources])
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``import dlbench.report`` rebinds ``dlbench.report`` (the function in ``dlbench/__init__``)
+    to this module; making the module callable keeps ``db.report(results, ...)`` working."""
+
+    def __call__(self, results, format: str = "html", path=None, **kw):
+        return report(results, format=format, path=path, **kw)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -33,11 +33,16 @@ def color_for(name: str, i: int = 0) -> str:
     return BACKEND_COLORS.get(name) or _CYCLE[i % len(_CYCLE)]
 
 
-def _figure(w: float = 7.0, h: float = 4.2, ncols: int = 1, nrows: int = 1):
+def _figure(w: float = 7.0, h: float = 4.2, ncols: int = 1, nrows: int = 1, left_in: float = 0.75,
+            title: bool = False):
+    """A figure with fixed margins (in inches; no layout engine: those cost seconds per figure)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
+    fig = Figure(figsize=(w, h), dpi=100)
     axes = fig.subplots(nrows, ncols, squeeze=False)
+    top = 1 - (0.55 if title else 0.35) / h
+    fig.subplots_adjust(left=left_in / w, right=1 - 0.15 / w, bottom=0.6 / h, top=top,
+                        wspace=1.25 / (w / ncols), hspace=0.9 / (h / nrows))
     return fig, axes
 
 
@@ -55,7 +60,8 @@ def roofline(panels: list[dict]) -> str | None:
     if not panels:
         return None
     n = len(panels)
-    fig, axes = _figure(6.2 * min(n, 2), 4.3 * math.ceil(n / 2), ncols=min(n, 2), nrows=math.ceil(n / 2))
+    fig, axes = _figure(6.2 * min(n, 2), 4.3 * math.ceil(n / 2), ncols=min(n, 2), nrows=math.ceil(n / 2),
+                        left_in=0.8)
     flat = axes.ravel()
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -120,7 +126,8 @@ def throughput_bars(vt: pd.DataFrame, metric: str, unit: str, title: str, max_ba
                 colors.append(color_for(var.split("/")[0], variants.index(var)))
                 hatches.append(["", "//", "..", "xx"][si % 4])
     labels, vals, colors, hatches = (labels[:max_bars], vals[:max_bars], colors[:max_bars], hatches[:max_bars])
-    fig, axes = _figure(8.0, max(2.2, 0.24 * len(vals) + 1.0))
+    left = min(4.5, 0.2 + 0.055 * max(len(lab) for lab in labels))
+    fig, axes = _figure(max(8.0, left + 5.0), max(2.2, 0.24 * len(vals) + 1.0), left_in=left)
     ax = axes[0, 0]
     y = np.arange(len(vals))[::-1]
     bars = ax.barh(y, vals, color=colors, edgecolor="black", linewidth=.3)
@@ -169,7 +176,7 @@ def loss_curves(curves: pd.DataFrame, title: str, value: str = "loss") -> str | 
     if curves.empty or value not in curves:
         return None
     has_sec = "seconds" in curves and curves.seconds.notna().any()
-    fig, axes = _figure(11 if has_sec else 6, 4.0, ncols=2 if has_sec else 1)
+    fig, axes = _figure(11 if has_sec else 6, 4.2, ncols=2 if has_sec else 1, title=True)
     positive = bool((curves[value] > 0).all())
     opts = list(dict.fromkeys(curves.optimizer))
     for i, opt in enumerate(opts):
@@ -190,7 +197,11 @@ def loss_curves(curves: pd.DataFrame, title: str, value: str = "loss") -> str | 
         ax.set_ylabel(value if value != "excess" else "excess error J(θ) − J*")
         if positive:
             ax.set_yscale("log")
-        ax.set_xscale("symlog" if xl == "iterations" else "log", **({"linthresh": 1} if xl == "iterations" else {}))
+        if xl == "iterations":
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xlim(left=0)
+        else:
+            ax.set_xscale("log")
         ax.grid(True, which="both", alpha=.25)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
@@ -226,7 +237,7 @@ def performance_profile(prof: pd.DataFrame, title: str) -> str | None:
     if d.empty:
         return None
     metrics = list(dict.fromkeys(d.metric)) if "metric" in d else [""]
-    fig, axes = _figure(5.6 * len(metrics), 4.0, ncols=len(metrics))
+    fig, axes = _figure(5.6 * len(metrics), 4.2, ncols=len(metrics), title=True)
     for ax, metric in zip(axes[0], metrics):
         g = d[d.metric == metric] if metric else d
         for i, (opt, o) in enumerate(g.groupby("optimizer", sort=False)):
@@ -278,4 +289,5 @@ def history(hist: pd.DataFrame, title: str, max_lines: int = 12) -> str | None:
     ax.grid(True, which="both", alpha=.25)
     ax.legend(fontsize=6)
     fig.autofmt_xdate()
+    fig.subplots_adjust(bottom=1.1 / 4.2)
     return to_png(fig)

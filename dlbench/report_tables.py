@@ -192,7 +192,7 @@ def side_by_side(vts: dict[str, pd.DataFrame]) -> pd.DataFrame:
             continue
         v = vt.assign(variant=[variant_label(b, a) for b, a in zip(vt.backend, vt.algorithm)])
         d = pd.DataFrame({"benchmark": v.benchmark, "params": v.params, "dtype": v.dtype, "variant": v.variant})
-        d[f"{label}: ms"] = v.time.map(_ms)
+        d[f"{label}: ms"] = [_ms(t) if st == "ok" else st for t, st in zip(v.time, v.status)]
         if "gflops" in v and v.gflops.notna().any():
             d[f"{label}: GFLOP/s"] = v.gflops.map(fmt)
             if "frac_peak_flops" in v and v.frac_peak_flops.notna().any():
@@ -222,7 +222,7 @@ def side_by_side(vts: dict[str, pd.DataFrame]) -> pd.DataFrame:
         out["params"] = out.params.map(short_params)
     if out.dtype.nunique() <= 1:
         out = out.drop(columns="dtype")
-    return out.fillna("").sort_values(["benchmark", "variant"]).reset_index(drop=True)
+    return out.fillna("").reset_index(drop=True)
 
 
 def chosen_table(vt: pd.DataFrame) -> pd.DataFrame:
