@@ -15,8 +15,17 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def is_device_array(a) -> bool:
-    """True for numba device arrays and any object exposing ``__cuda_array_interface__``."""
-    return not isinstance(a, np.ndarray) and hasattr(a, "__cuda_array_interface__")
+    """True for numba device arrays (also the simulator's) and any ``__cuda_array_interface__`` object."""
+    if isinstance(a, np.ndarray):
+        return False
+    if hasattr(a, "__cuda_array_interface__"):
+        return True
+    if not hasattr(a, "copy_to_host"):
+        return False
+    from numba import cuda
+
+    check = getattr(cuda, "is_cuda_array", None)
+    return True if check is None else bool(check(a))    # the simulator has no is_cuda_array
 
 
 def as_list(x) -> list:

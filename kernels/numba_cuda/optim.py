@@ -10,13 +10,28 @@ per dtype on first use. Under ``NUMBA_ENABLE_CUDASIM=1`` they run on the simulat
 import math
 
 import numpy as np
-from dlbench.kernels.numba_cuda._util import DeviceArgs
+from dlbench.kernels.numba_cuda._util import DeviceArgs as _DeviceArgs
 from dlbench.kernels.reference.optim_coeffs import INF, adam_coeffs, eps_split, grad_coeffs, momentum_coeffs
 from numba import config, cuda, float64
 
 from dlbench.registry import register_kernel
 
 _THREADS = 256
+
+
+class DeviceArgs(_DeviceArgs):
+    """``_util.DeviceArgs`` that also passes the simulator's device arrays through (they expose
+    ``copy_to_host`` but no ``__cuda_array_interface__``, and the simulator lacks is_cuda_array)."""
+
+    def __init__(self, *arrays):
+        if config.ENABLE_CUDASIM and any(hasattr(a, "copy_to_host") for a in arrays):
+            self.originals, self.arrays, self.host = arrays, [], []
+            for a in arrays:
+                dev = hasattr(a, "copy_to_host")
+                self.arrays.append(a if dev else cuda.to_device(np.ascontiguousarray(a)))
+                self.host.append(not dev)
+        else:
+            super().__init__(*arrays)
 
 
 def _launch(n: int):
