@@ -6,9 +6,11 @@ Finds a step epsilon along a descent direction d with
 by bracketing then zooming with safeguarded cubic interpolation. On a quadratic objective the
 cubic interpolant through two points with their slopes is the objective itself, so one
 interpolated step lands on the exact minimizer along d (eps* = argmin J(x + eps d), the
-analytic line search of Alg. 8.9); ``refine=True`` takes that step even when the first trial
-already satisfies the conditions, which is what makes nonlinear CG finish a k-dimensional
-quadratic in k iterations.
+analytic line search of Alg. 8.9); ``refine=True`` then takes one secant step on the slope,
+a * phi'(0) / (phi'(0) - phi'(a)) (also exact on a quadratic, and free of the cancellation in
+J's values), which is what makes nonlinear CG finish a k-dimensional quadratic in k iterations.
+Near convergence, where J's round-off exceeds the decrease, the approximate Wolfe conditions of
+Hager & Zhang (2005) replace Armijo's test.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def strong_wolfe(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.nda
     if not dphi0 < 0:
         return LineSearchResult(False, 0.0, f0, g0, 0, "not a descent direction")
     best = (0.0, f0, g0)
+    eps_f = 1e-10 * abs(f0)
 
     def phi(a):
         nonlocal nfev, best
@@ -72,30 +75,36 @@ def strong_wolfe(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.nda
             best = (a, f, g)
         return f, g, (float(g @ d) if math.isfinite(f) else math.nan)
 
-    def wolfe_ok(a, f, dphi):
-        return f <= f0 + c1 * a * dphi0 and abs(dphi) <= -c2 * dphi0
+    def sufficient(a, f, dphi):
+        """Armijo, or its approximate form (Hager & Zhang 2005) where J's round-off hides the decrease:
+        J within eps_f of J(x) and the slope already flattened to the curvature condition."""
+        return f <= f0 + c1 * a * dphi0 or (f <= f0 + eps_f and dphi <= (2 * c1 - 1) * dphi0)
 
     def finish(a, f, g, dphi):
-        if refine and abs(dphi) > 1e-12 * abs(dphi0):
-            a_s = cubic_min(0.0, f0, dphi0, a, f, dphi)
-            if a_s is not None and a_s > 0 and abs(a_s - a) > 1e-12 * a:
+        if refine and abs(dphi) > 1e-12 * abs(dphi0) and dphi != dphi0:
+            a_s = a * dphi0 / (dphi0 - dphi)        # secant on the slope: exact on a quadratic
+            if math.isfinite(a_s) and a_s > 0 and abs(a_s - a) > 1e-12 * a:
                 f_s, g_s, d_s = phi(a_s)
-                if math.isfinite(f_s) and f_s <= f and wolfe_ok(a_s, f_s, d_s):
+                if math.isfinite(f_s) and abs(d_s) < abs(dphi) and sufficient(a_s, f_s, d_s):
                     return LineSearchResult(True, a_s, f_s, g_s, nfev)
         return LineSearchResult(True, a, f, g, nfev)
 
     def zoom(lo, hi, f_lo, f_hi, d_lo, d_hi):
+        """N&W Alg. 3.6: lo satisfies sufficient decrease with the lowest J so far, d_lo (hi - lo) < 0."""
         for _ in range(maxiter):
             width = hi - lo
-            a = cubic_min(lo, f_lo, d_lo, hi, f_hi, d_hi) if math.isfinite(f_hi) else None
+            if abs(width) <= 1e-16 * max(1.0, abs(lo)):
+                break
+            if d_lo * d_hi < 0 and math.isfinite(d_hi):
+                a = lo - d_lo * width / (d_hi - d_lo)     # secant on the slope (exact on quadratics)
+            else:
+                a = cubic_min(lo, f_lo, d_lo, hi, f_hi, d_hi) if math.isfinite(f_hi) else None
             lo_b, hi_b = min(lo, hi), max(lo, hi)
             margin = 0.1 * abs(width)
             if a is None or not (lo_b + margin <= a <= hi_b - margin):
                 a = lo + 0.5 * width
-            if abs(width) <= 1e-16 * max(1.0, abs(lo)):
-                break
             f, g, dphi = phi(a)
-            if not math.isfinite(f) or f > f0 + c1 * a * dphi0 or f >= f_lo:
+            if not math.isfinite(f) or not sufficient(a, f, dphi) or f > f_lo + eps_f:
                 hi, f_hi, d_hi = a, f, dphi
             else:
                 if abs(dphi) <= -c2 * dphi0:
@@ -104,13 +113,13 @@ def strong_wolfe(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.nda
                     hi, f_hi, d_hi = lo, f_lo, d_lo
                 lo, f_lo, d_lo = a, f, dphi
         a, f, g = best
-        return LineSearchResult(a > 0, a, f, g, nfev, "zoom did not satisfy the strong Wolfe conditions")
+        return LineSearchResult(False, a, f, g, nfev, "zoom did not satisfy the strong Wolfe conditions")
 
     a_prev, f_prev, d_prev = 0.0, f0, dphi0
     a = min(float(alpha1), alpha_max)
     for i in range(maxiter):
         f, g, dphi = phi(a)
-        if not math.isfinite(f) or f > f0 + c1 * a * dphi0 or (i > 0 and f >= f_prev):
+        if not math.isfinite(f) or not sufficient(a, f, dphi) or (i > 0 and f > f_prev + eps_f):
             return zoom(a_prev, a, f_prev, f, d_prev, dphi)
         if abs(dphi) <= -c2 * dphi0:
             return finish(a, f, g, dphi)

@@ -28,7 +28,8 @@ Methods (``method=``, case-insensitive):
 
 Common options: ``gtol`` (stop when max|g_i| <= gtol; default 1e-5 as scipy), ``maxiter``,
 ``ftol`` (also stop when the relative decrease of J falls below it; default 0 = off),
-``disp``. ``jac=True`` means ``fun`` returns (J, grad); ``jac=None`` uses forward differences.
+``disp``. ``jac=True`` means ``fun`` returns (J, grad); ``jac=None`` or ``"2-point"`` uses forward
+differences, ``"3-point"`` central differences.
 ``callback(xk)`` runs after each iteration; raising StopIteration in it ends the run.
 """
 
@@ -59,6 +60,8 @@ class _Objective:
     """Counts evaluations and supplies (f, g) from fun/jac (finite differences when jac is None)."""
 
     def __init__(self, fun, jac, args):
+        if not (jac is None or jac is True or callable(jac) or jac in ("2-point", "3-point")):
+            raise ValueError(f"jac must be a callable, True, None, '2-point' or '3-point', got {jac!r}")
         self.fun, self.jac, self.args = fun, jac, tuple(args)
         self.nfev = self.njev = self.nhev = 0
 
@@ -83,9 +86,18 @@ class _Objective:
         if callable(self.jac):
             self.njev += 1
             return np.asarray(self.jac(x, *self.args), dtype=np.float64).reshape(-1).copy()
+        g = np.empty_like(x)
+        if self.jac == "3-point":                     # central differences, O(h^2)
+            h = _EPS ** (1 / 3) * np.maximum(1.0, np.abs(x))
+            for i in range(x.size):
+                e = x.copy()
+                e[i] += h[i]
+                fp = self.f(e)
+                e[i] -= 2 * h[i]
+                g[i] = (fp - self.f(e)) / (2 * h[i])
+            return g
         f = self.f(x) if f is None else f             # forward differences (scipy's 2-point rule)
         h = math.sqrt(_EPS) * np.maximum(1.0, np.abs(x))
-        g = np.empty_like(x)
         for i in range(x.size):
             e = x.copy()
             e[i] += h[i]
