@@ -32,6 +32,8 @@ cdef extern from "gemm_kernel.h" nogil:
     void dlb_gemm_get_blocking(int dbl, long *mc, long *kc, long *nc)
     size_t dlb_gemm_release_buffers()
     double dlb_gemm_serial_flops
+    double dlb_gemm_swap_gain
+    int dlb_gemm_prefetch_b
 
 MICRO_TILE = {"float32": (6, 16), "float64": (6, 8)}
 
@@ -246,3 +248,15 @@ def set_serial_threshold(double flops):
 def release_buffers():
     """Free the cached packing buffers not in use; returns the bytes freed."""
     return dlb_gemm_release_buffers()
+
+
+def _tune(prefetch_b=None, swap_gain=None):
+    """Experimental knobs for tuning runs: B prefetch mode on the fused path (0 off, 1 to L1,
+    2 to L2) and the C / C^T orientation threshold. Returns the previous values."""
+    global dlb_gemm_prefetch_b, dlb_gemm_swap_gain
+    old = {"prefetch_b": dlb_gemm_prefetch_b, "swap_gain": dlb_gemm_swap_gain}
+    if prefetch_b is not None:
+        dlb_gemm_prefetch_b = prefetch_b
+    if swap_gain is not None:
+        dlb_gemm_swap_gain = swap_gain
+    return old

@@ -1,22 +1,27 @@
 /* BLIS-style GEMM for x86-64 AVX2+FMA: C = alpha * A * B + beta * C, float32 and float64.
  *
- * Structure (Goto & van de Geijn 2008; Van Zee & van de Geijn, "BLIS", 2015; Smith et al.,
- * "Anatomy of high-performance many-threaded matrix multiplication", 2014):
+ * Structure (Goto & van de Geijn 2008; Van Zee & van de Geijn, "BLIS", 2015):
  *
- *   for jc in N step NC                 B panel  KC x NC   packed, shared, lives in L3
+ *   for jc in N step NC                 B panel  KC x NC   packed, lives in L3
  *     for pc in K step KC
- *       pack B[pc:, jc:]  (all threads)
- *       for ic in M step MC             A block  MC x KC   packed, shared, lives in each L2
- *         pack A[ic:, pc:]  (all threads)
- *         macro-kernel: the (jr, ir) micro-tiles of the block are numbered jr-major and
- *         split evenly between the threads; each tile is one micro-kernel call
- *           micro-kernel MR x NR = 6 x 16 (float32) / 6 x 8 (float64): 12 ymm accumulators,
- *           per k one broadcast of A per row and two vector loads of B, 12 FMAs.
+ *       pack B[pc:, jc:]
+ *       for ic in M step MC             A block  MC x KC   packed, lives in L2
+ *         pack A[ic:, pc:]
+ *         for jr in NC step NR          B micro-panel  KC x NR  in L1
+ *           for ir in MC step MR        micro-kernel, MR x NR = 6 x 16 (float32) / 6 x 8
+ *                                       (float64): 12 ymm accumulators, per k one broadcast
+ *                                       of A per row, two vector loads of B, 12 FMAs
  *
  * When M fits one A block (the im2col / 1x1 convolution shapes: M = output channels), B is
- * used once per K block, so it is not packed ahead into an L3-sized buffer: each thread packs
- * a group of B micro-panels into its own L2-resident buffer right before using them ("fused").
- * MC grows when KC is short (constant A-block bytes), so K = 64 layers also take that path.
+ * used once per K block, so it is not packed ahead into an L3-sized buffer: B micro-panels
+ * are packed DLB_FUSED_GROUP at a time into an L2-resident buffer right before use ("fused"),
+ * and the next group's rows are software-prefetched meanwhile. MC grows when KC is short
+ * (constant A-block bytes), so K = 64 layers also take that path.
+ *
+ * Threads share nothing: C is cut into column slices (or row slices, whichever repacks less)
+ * that the OpenMP threads take dynamically, each running the loop nest above with its own
+ * buffers. There is no barrier, so a thread preempted by another process delays only its own
+ * slice; the price is packing the shared operand once per slice (a few percent).
  *
  * Edge tiles use the same kernel compiled for fewer rows (1..5) and one vector of columns,
  * with masked loads/stores of C, so no flop is spent on more than one padded vector. The
@@ -24,8 +29,7 @@
  * (e.g. 49 = 7x7 output pixels) becomes the row edge; the micro-kernel stores a tile into a
  * column-major C through an in-register transpose. A and B are read through arbitrary element
  * strides (transposes are stride swaps; full micro-panels are packed with vector transposes).
- * The A buffer is double-buffered so each A block needs one barrier. Packing buffers come
- * from a small pool reused across calls (no page faults per call).
+ * Packing buffers come from a small pool reused across calls (no page faults per call).
  *
  * The file includes itself twice (DLB_GEMM_TEMPLATE) to instantiate the generic driver for
  * float (dlb_s_*) and double (dlb_d_*).
@@ -85,6 +89,9 @@ static int dlb_gemm_max_threads(void) {
 }
 
 /* Split `total` into the fewest blocks of at most `maxblk`, of equal size rounded up to `mult`. */
+/* fused path: software-prefetch the next group of B rows while computing (0 off, 1 T0, 2 T1) */
+static int dlb_gemm_prefetch_b = 1;
+
 static long dlb_balanced_block(long total, long maxblk, long mult) {
     if (total <= 0) return mult;
     if (maxblk < mult) maxblk = mult;
@@ -571,10 +578,7 @@ static void N(pack_a)(long mc, long kc, const T *a, long rsa, long csa, T *restr
         if (pf > p0 && mc - (pf - 1) * MR < MR) pf--; /* partial last panel: generic */
         for (long k = 0; k < kc; k++) {
             const T *s = a + k * csa;
-            for (long p = p0; p < pf; p++) {
-                T *d = dst + p * MR * kc + k * MR;
-                for (int i = 0; i < MR; i++) d[i] = s[p * MR + i];
-            }
+            for (long p = p0; p < pf; p++) memcpy(dst + p * MR * kc + k * MR, s + p * MR, MR * sizeof(T));
         }
         p0 = pf;
     }
@@ -655,20 +659,63 @@ static void N(macro_fused)(long mc, long nc, long kc, const T *ap, const T *b, l
         long g1 = g0 + DLB_FUSED_GROUP < nbp ? g0 + DLB_FUSED_GROUP : nbp;
         long tend = g1 * ni < t1 ? g1 * ni : t1;
         N(pack_b)(kc, nc, b, rsb, csb, bbuf, g0, g0, (tend - 1) / ni + 1);
+        /* prefetch the next group of B while this group computes, spread over its tiles: only
+         * for short segments (row-major B: kc rows of GROUP*NR elements), which the hardware
+         * stream prefetchers do not pick up; long column segments they do */
+        long pf_lines = 0, pf_per_tile = 0, pf_next = 0, seg_lines = 1, seg_stride = 0, pf_seg = 0, pf_ln = 0;
+        const char *pf_base = NULL;
+        if (dlb_gemm_prefetch_b && csb == 1 && g1 < nbp && tend == g1 * ni) {
+            long g2 = g1 + DLB_FUSED_GROUP < nbp ? g1 + DLB_FUSED_GROUP : nbp;
+            long ncols = (g2 * NR < nc ? g2 * NR : nc) - g1 * NR, nseg = kc;
+            long seg_bytes = ncols * (long)sizeof(T);
+            seg_stride = rsb * (long)sizeof(T);
+            pf_base = (const char *)(b + g1 * NR);
+            seg_lines = (seg_bytes + 63) / 64 + 1; /* + 1: a segment may straddle lines */
+            pf_lines = seg_lines * nseg;
+            pf_per_tile = (pf_lines + (tend - t) - 1) / (tend - t);
+        }
         for (; t < tend; t++) {
             long jr = t / ni, ir = t - jr * ni;
+            for (long q = 0; q < pf_per_tile && pf_next < pf_lines; q++, pf_next++) {
+                const char *addr = pf_base + pf_seg * seg_stride + pf_ln * 64;
+                if (++pf_ln == seg_lines) {
+                    pf_ln = 0;
+                    pf_seg++;
+                }
+                if (dlb_gemm_prefetch_b == 1) _mm_prefetch(addr, _MM_HINT_T0);
+                else _mm_prefetch(addr, _MM_HINT_T1);
+            }
             N(tile)(mc, nc, kc, ir * MR, jr * NR, ap, bbuf + (jr - g0) * NR * kc, c, rsc, csc, alpha, beta);
         }
     }
 }
 
-/* The loop nest run by thread `tid` of `nt` (all threads call it with the same arguments).
- * ap holds two A blocks (double buffer) of mcb x kcb; bp one shared B panel of kcb x ncb, or
- * (fused) one kcb x GROUP*NR buffer per thread. */
-static void N(gemm_thread)(int tid, int nt, long m, long n, long k, T alpha, const T *a, long rsa,
-                           long csa, const T *b, long rsb, long csb, T beta, T *c, long rsc, long csc,
-                           long mcb, long kcb, long ncb, T *ap, T *bp, int fused) {
-    int ab = 0;
+/* Cache blocking of an m x n x k product on one thread: block sizes, the fused decision and
+ * the packing-buffer sizes (elements) it needs. */
+typedef struct {
+    long mcb, kcb, ncb;
+    int fused;
+    size_t a_elems, b_elems;
+} N(plan_t);
+
+static N(plan_t) N(plan)(long m, long n, long k) {
+    N(plan_t) p;
+    p.kcb = dlb_balanced_block(k, dlb_gemm_kc[DBL], 1);
+    long mc_max = dlb_gemm_mc[DBL] * dlb_gemm_kc[DBL] / p.kcb; /* constant A-block bytes */
+    if (mc_max > 8 * dlb_gemm_mc[DBL]) mc_max = 8 * dlb_gemm_mc[DBL];
+    p.mcb = dlb_balanced_block(m, mc_max, MR);
+    p.ncb = dlb_balanced_block(n, dlb_gemm_nc[DBL], NR);
+    p.fused = m <= p.mcb;
+    p.a_elems = (size_t)p.mcb * p.kcb;
+    p.b_elems = p.fused ? (size_t)DLB_FUSED_GROUP * NR * p.kcb : (size_t)p.kcb * p.ncb;
+    return p;
+}
+
+/* The blocked loop nest on one thread, with its own buffers ap (>= a_elems) and bp. */
+static void N(gemm_serial)(long m, long n, long k, T alpha, const T *a, long rsa, long csa, const T *b,
+                           long rsb, long csb, T beta, T *c, long rsc, long csc, const N(plan_t) *pl,
+                           T *ap, T *bp) {
+    long mcb = pl->mcb, kcb = pl->kcb, ncb = pl->ncb;
     for (long jc = 0; jc < n; jc += ncb) {
         long nc = n - jc < ncb ? n - jc : ncb;
         long nbp = (nc + NR - 1) / NR;
@@ -676,29 +723,17 @@ static void N(gemm_thread)(int tid, int nt, long m, long n, long k, T alpha, con
             long kc = k - pc < kcb ? k - pc : kcb;
             T beta_eff = pc == 0 ? beta : (T)1;
             const T *bsrc = b + pc * rsb + jc * csb;
-            if (!fused) {
-                if (nt > 1) {
-#pragma omp barrier
-                }
-                N(pack_b)(kc, nc, bsrc, rsb, csb, bp, 0, nbp * tid / nt, nbp * (tid + 1) / nt);
-            }
+            if (!pl->fused) N(pack_b)(kc, nc, bsrc, rsb, csb, bp, 0, 0, nbp);
             for (long ic = 0; ic < m; ic += mcb) {
                 long mc = m - ic < mcb ? m - ic : mcb;
                 long nap = (mc + MR - 1) / MR;
-                T *apc = ap + ab * mcb * kcb;
-                ab ^= 1;
-                N(pack_a)(mc, kc, a + ic * rsa + pc * csa, rsa, csa, apc, nap * tid / nt,
-                          nap * (tid + 1) / nt);
-                if (nt > 1) {
-#pragma omp barrier
-                }
-                long tiles = nap * nbp, t0 = tiles * tid / nt, t1 = tiles * (tid + 1) / nt;
+                N(pack_a)(mc, kc, a + ic * rsa + pc * csa, rsa, csa, ap, 0, nap);
                 T *cb = c + ic * rsc + jc * csc;
-                if (fused)
-                    N(macro_fused)(mc, nc, kc, apc, bsrc, rsb, csb, bp + tid * DLB_FUSED_GROUP * NR * kcb,
-                                   cb, rsc, csc, alpha, beta_eff, t0, t1);
+                if (pl->fused)
+                    N(macro_fused)(mc, nc, kc, ap, bsrc, rsb, csb, bp, cb, rsc, csc, alpha, beta_eff, 0,
+                                   nap * nbp);
                 else
-                    N(macro)(mc, nc, kc, apc, bp, cb, rsc, csc, alpha, beta_eff, t0, t1);
+                    N(macro)(mc, nc, kc, ap, bp, cb, rsc, csc, alpha, beta_eff, 0, nap * nbp);
             }
         }
     }
@@ -713,9 +748,31 @@ static void N(scale_c)(long m, long n, T beta, T *c, long rsc, long csc) {
         }
 }
 
+/* Runs the problem on the calling thread with pooled buffers; 0 or -1 (no memory). */
+static int N(gemm_one)(long m, long n, long k, T alpha, const T *a, long rsa, long csa, const T *b,
+                       long rsb, long csb, T beta, T *c, long rsc, long csc) {
+    N(plan_t) pl = N(plan)(m, n, k);
+    int sa, sb;
+    T *ap = (T *)dlb_buf_get(pl.a_elems * sizeof(T), &sa);
+    if (!ap) return -1;
+    T *bp = (T *)dlb_buf_get(pl.b_elems * sizeof(T), &sb);
+    if (!bp) {
+        dlb_buf_put(ap, sa);
+        return -1;
+    }
+    N(gemm_serial)(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, &pl, ap, bp);
+    dlb_buf_put(bp, sb);
+    dlb_buf_put(ap, sa);
+    return 0;
+}
+
 /* C = alpha * A B + beta * C with A m x k, B k x n, C m x n given by element strides.
  * nthreads: OpenMP threads to use (<= 0: omp_get_max_threads()). beta == 0 never reads C.
- * Returns 0, or -1 when a packing buffer could not be allocated. */
+ * Threads share nothing: C is cut into column (or row) slices that the threads take
+ * dynamically, each running the blocked loop nest with its own packing buffers, so there is
+ * no barrier to wait at when another process preempts a thread. Splitting N repacks A once per
+ * slice, splitting M repacks B, so the cheaper one is chosen. Returns 0, or -1 when a packing
+ * buffer could not be allocated. */
 static int N(gemm)(long m, long n, long k, T alpha, const T *a, long rsa, long csa, const T *b,
                    long rsb, long csb, T beta, T *c, long rsc, long csc, int nthreads) {
     if (m <= 0 || n <= 0) return 0;
@@ -739,36 +796,55 @@ static int N(gemm)(long m, long n, long k, T alpha, const T *a, long rsa, long c
     }
     if (nthreads <= 0) nthreads = dlb_gemm_max_threads();
     if (2.0 * m * n * k < dlb_gemm_serial_flops) nthreads = 1;
-    long kcb = dlb_balanced_block(k, dlb_gemm_kc[DBL], 1);
-    long mc_max = dlb_gemm_mc[DBL] * dlb_gemm_kc[DBL] / kcb; /* constant A-block bytes */
-    if (mc_max > 8 * dlb_gemm_mc[DBL]) mc_max = 8 * dlb_gemm_mc[DBL];
-    long mcb = dlb_balanced_block(m, mc_max, MR);
-    long ncb = dlb_balanced_block(n, dlb_gemm_nc[DBL], NR);
-    int fused = m <= mcb;
-    int sa, sb;
-    T *ap = (T *)dlb_buf_get(2 * mcb * kcb * sizeof(T), &sa);
-    if (!ap) return -1;
-    size_t bsize = fused ? (size_t)nthreads * DLB_FUSED_GROUP * NR * kcb : (size_t)kcb * ncb;
-    T *bp = (T *)dlb_buf_get(bsize * sizeof(T), &sb);
-    if (!bp) {
-        dlb_buf_put(ap, sa);
-        return -1;
+    long nbp = (n + NR - 1) / NR, nmp = (m + MR - 1) / MR;
+    if (nthreads > 1 && nbp < 2 && nmp < 2) nthreads = 1;
+    if (nthreads == 1) return N(gemm_one)(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+
+    /* slices: along N when A is the smaller operand to repack (always when M fits one A block) */
+    N(plan_t) whole = N(plan)(m, n, k);
+    int split_n = whole.fused || m <= n;
+    if (split_n && nbp < 2 * nthreads && nmp >= 2 * nthreads) split_n = 0;
+    if (!split_n && nmp < 2 * nthreads && nbp >= 2 * nthreads) split_n = 1;
+    long units = split_n ? nbp : nmp;
+    long chunks = (whole.fused ? 2 : 1) * (long)nthreads;
+    if (chunks > units) chunks = units;
+    /* buffers for the widest slice (slices are floor or ceil of units / chunks wide) */
+    size_t a_need = 0, b_need = 0;
+    for (long w = units / chunks; w <= (units + chunks - 1) / chunks; w++) {
+        if (w <= 0) continue;
+        long um = split_n ? m : (w * MR < m ? w * MR : m), un = split_n ? (w * NR < n ? w * NR : n) : n;
+        N(plan_t) p = N(plan)(um, un, k);
+        if (p.a_elems > a_need) a_need = p.a_elems;
+        if (p.b_elems > b_need) b_need = p.b_elems;
     }
-    if (nthreads == 1) {
-        N(gemm_thread)(0, 1, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, mcb, kcb, ncb,
-                       ap, bp, fused);
-    } else {
-#pragma omp parallel num_threads(nthreads)
-        {
-            int tid = 0, nt = 1;
-            DLB_OMP_IDS(tid, nt);
-            N(gemm_thread)(tid, nt, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, mcb, kcb,
-                           ncb, ap, bp, fused);
+    int err = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : err)
+    {
+        int sa = -1, sb = -1;
+        T *ap = (T *)dlb_buf_get(a_need * sizeof(T), &sa);
+        T *bp = ap ? (T *)dlb_buf_get(b_need * sizeof(T), &sb) : NULL;
+        int ok = ap && bp;
+#pragma omp for schedule(dynamic, 1)
+        for (long ch = 0; ch < chunks; ch++) {
+            if (!ok) continue;
+            long u0 = units * ch / chunks, u1 = units * (ch + 1) / chunks;
+            if (split_n) {
+                long j0 = u0 * NR, j1 = u1 * NR < n ? u1 * NR : n;
+                N(plan_t) p = N(plan)(m, j1 - j0, k);
+                N(gemm_serial)(m, j1 - j0, k, alpha, a, rsa, csa, b + j0 * csb, rsb, csb, beta,
+                               c + j0 * csc, rsc, csc, &p, ap, bp);
+            } else {
+                long i0 = u0 * MR, i1 = u1 * MR < m ? u1 * MR : m;
+                N(plan_t) p = N(plan)(i1 - i0, n, k);
+                N(gemm_serial)(i1 - i0, n, k, alpha, a + i0 * rsa, rsa, csa, b, rsb, csb, beta,
+                               c + i0 * rsc, rsc, csc, &p, ap, bp);
+            }
         }
+        if (!ok) err = 1;
+        if (bp) dlb_buf_put(bp, sb);
+        if (ap) dlb_buf_put(ap, sa);
     }
-    dlb_buf_put(bp, sb);
-    dlb_buf_put(ap, sa);
-    return 0;
+    return err ? -1 : 0;
 }
 
 /* `batch` independent GEMMs C[i] = alpha A[i] B[i] + beta C[i]; sa, sb, sc are the element
