@@ -60,7 +60,7 @@ FIRST_ORDER = {
     "delta_bar_delta": ("DeltaBarDelta", {}),             # Jacobs 1988 (sec. 8.5), full batch
 }
 # second-order and line-search methods through minimize (sec. 8.6): no learning rate
-MINIMIZE = {"cg": "CG", "bfgs": "BFGS", "lbfgs": "L-BFGS-B", "newton": "Newton-CG"}
+MINIMIZE = {"cg": "CG", "bfgs": "BFGS", "lbfgs": "L-BFGS-B", "newton": "Newton-CG", "bcd": None}
 CLIP_SUFFIX = "+clip"
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam",
                       "adadelta", "delta_bar_delta")
@@ -140,6 +140,8 @@ def unavailable_reason(name: str, backend: str, prob=None) -> str:
         except Unavailable as e:
             return str(e)
         return ""
+    if backend == "scipy" and MINIMIZE[base] is None:
+        return f"scipy.optimize has no {base!r} method"
     if backend != "scipy":
         from dlbench import optim
 
@@ -147,6 +149,8 @@ def unavailable_reason(name: str, backend: str, prob=None) -> str:
             return "dlbench.optim.minimize is not implemented yet (issue 9)"
     if base == "newton" and prob is not None and not prob.has_hessp:
         return f"{prob.name} provides no Hessian or Hessian-vector product"
+    if base == "bcd" and prob is not None and not prob.blocks:
+        return f"{prob.name} declares no blocks (sec. 8.7.2)"
     return ""
 
 
@@ -211,7 +215,8 @@ def run_cell(cell: Cell) -> dict:
     max_iters = int(cell.max_iters or prob.max_iters)
     eval_every = int(cell.eval_every or prob.eval_every)
     out = {**asdict(cell), "iters_to_target": math.inf, "grads_to_target": math.inf,
-           "seconds_to_target": math.inf, "final_loss": math.nan, "final_excess": math.nan, "diverged": False,
+           "seconds_to_target": math.inf, "final_loss": math.nan, "final_excess": math.nan, "tail_excess": math.nan,
+           "diverged": False,
            "reached": False, "iters": 0, "seconds": 0.0, "status": "ok", "message": "", "f0": math.nan,
            "target_loss": math.nan, "curve_iter": [], "curve_seconds": [], "curve_loss": []}
     x = np.array(prob.x0(cell.seed), dtype=np.float64)
@@ -251,6 +256,8 @@ def _run_first_order(prob, cell, x, f0, target, max_iters, eval_every, out):
     clock = time.perf_counter
     spent = 0.0
     f = f0
+    tail: list = []                      # evaluations over the last 10 % of the budget
+    tail_from = int(0.9 * max_iters) if not cell.stop_at_target else max_iters
     if f0 <= target:
         out.update(reached=True, iters_to_target=0, grads_to_target=0, seconds_to_target=0.0)
     k = 0
@@ -265,8 +272,10 @@ def _run_first_order(prob, cell, x, f0, target, max_iters, eval_every, out):
             opt.step(x, g, state)
         spent += clock() - t0
         k += 1
-        if k % eval_every == 0 or k in keep or k == max_iters:
-            f = prob.f(x)
+        if k % eval_every == 0 or k in keep or k == max_iters or k > tail_from:
+            f = prob.f_at(x, k)
+            if k > tail_from:
+                tail.append(f)
             if k in keep or _diverged(prob, f, f0) or (f <= target and not out["reached"]) or k == max_iters:
                 ci.append(k), cs.append(spent), cl.append(f)
             if _diverged(prob, f, f0):
@@ -275,10 +284,11 @@ def _run_first_order(prob, cell, x, f0, target, max_iters, eval_every, out):
             if f <= target and not out["reached"]:
                 out.update(reached=True, iters_to_target=k, grads_to_target=k, seconds_to_target=spent)
     if ci[-1] != k:
-        f = prob.f(x)
+        f = prob.f_at(x, k)
         ci.append(k), cs.append(spent), cl.append(f)
-    out.update(iters=k, seconds=spent, final_loss=f, final_excess=prob.excess(f) if not out["diverged"]
-               else math.inf)
+    exc = prob.excess(f) if not out["diverged"] else math.inf
+    tail_exc = float(np.mean(tail)) - prob.ref if tail and not out["diverged"] else exc
+    out.update(iters=k, seconds=spent, final_loss=f, final_excess=exc, tail_excess=tail_exc)
 
 
 class _StopAtTarget(Exception):
@@ -303,6 +313,8 @@ def _run_minimize(prob, cell, base, x, f0, target, max_iters, out):
         if minimize is None:
             raise Unavailable("dlbench.optim.minimize is not implemented yet (issue 9)")
         method = base
+    if cell.backend == "scipy" and method is None:
+        raise Unavailable(f"scipy.optimize has no {base!r} method")
     if base == "newton" and not prob.has_hessp:
         raise Unavailable(f"{prob.name} provides no Hessian or Hessian-vector product")
     counts = {"grad": 0}
@@ -348,6 +360,10 @@ def _run_minimize(prob, cell, base, x, f0, target, max_iters, out):
             options.update(ftol=0.0, maxfun=10 * max_iters)
     else:
         options["gtol"] = 0.0
+        if base == "bcd":
+            options["blocks"] = prob.blocks
+            if hasattr(prob, "block_minimize"):
+                options["block_minimize"] = prob.block_minimize
     t_start[0] = clock()
     xk = x
     try:
@@ -361,8 +377,8 @@ def _run_minimize(prob, cell, base, x, f0, target, max_iters, out):
     f = cl[-1] if (out["reached"] or it[0]) else prob.f(xk)
     if not math.isfinite(f) or _diverged(prob, f, f0):
         out["diverged"] = True
-    out.update(iters=it[0], seconds=spent, final_loss=f,
-               final_excess=prob.excess(f) if not out["diverged"] else math.inf)
+    exc = prob.excess(f) if not out["diverged"] else math.inf
+    out.update(iters=it[0], seconds=spent, final_loss=f, final_excess=exc, tail_excess=exc)
 
 
 # ----------------------------------------------------------------------------- executors
@@ -448,7 +464,7 @@ def map_cells(cells: list[Cell], executor: str = "process", scheduler=None,
         if executor == "serial" or workers == 1 or len(todo) == 1:
             outs = [run_cell(c) for c in todo]
         elif executor == "process":
-            outs = list(_process_pool(workers).map(run_cell, todo, chunksize=max(1, len(todo) // (4 * workers))))
+            outs = _map_processes(todo, workers)
         else:
             client = _dask_client(scheduler)
             outs = client.gather(client.map(run_cell, todo, pure=False))
@@ -459,6 +475,23 @@ def map_cells(cells: list[Cell], executor: str = "process", scheduler=None,
         for i in timed:           # one at a time: the parallel phase is over, nothing else of ours runs
             results[i] = client.submit(run_cell, cells[i], pure=False).result() if client else run_cell(cells[i])
     return results
+
+
+def _map_processes(todo: list[Cell], workers: int) -> list[dict]:
+    """``run_cell`` over a local process pool; a broken pool (a worker killed, e.g. by the OOM
+    killer, or a main script without an ``if __name__ == "__main__"`` guard under spawn) is
+    replaced once, then the cells run in this process."""
+    global _POOL
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunk = max(1, len(todo) // (4 * workers))
+    for _ in range(2):
+        try:
+            return list(_process_pool(workers).map(run_cell, todo, chunksize=chunk))
+        except BrokenProcessPool:
+            _shutdown_pool()
+    warnings.warn("the local process pool keeps breaking; running these cells in this process", stacklevel=2)
+    return [run_cell(c) for c in todo]
 
 
 def _default_workers() -> int:
@@ -515,6 +548,7 @@ class Protocol:
     curve_points: int = 100
     eval_every: int | None = None
     backend: str = "numpy"
+    timed: bool = True            # the final runs measure wall time (one at a time)
     grid_stride: int = 1          # use every k-th point of the problem's grid (quick runs)
     max_iters_cap: int | None = None   # cap on the problem's default budget (quick runs)
 
@@ -543,7 +577,7 @@ def _tune_key(runs: list[dict]) -> tuple:
     """Sort key of one learning rate over its tuning seeds (smaller is better)."""
     reached = sum(r["reached"] for r in runs)
     iters = float(np.median([r["iters_to_target"] for r in runs]))
-    exc = [r["final_excess"] for r in runs]
+    exc = [r["tail_excess"] for r in runs]
     exc = float(np.median([e if math.isfinite(e) else 1e300 for e in exc]))
     return (-reached, iters, exc)
 
@@ -563,7 +597,7 @@ class SweepResult:
 
 SUMMARY_METRICS = {           # metric -> unit
     "iters_to_target": "iter", "grads_to_target": "grad", "seconds_to_target": "s", "final_excess": "loss",
-    "final_loss": "loss", "seconds_per_iter": "s",
+    "tail_excess": "loss", "final_loss": "loss", "seconds_per_iter": "s",
 }
 
 
@@ -583,18 +617,25 @@ def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = No
     notes: dict = {}
     for name, params in specs:        # an optimizer this checkout lacks is skipped up front, with the reason
         pj = params_json(params)
+        try:
+            prob = _problem(name, pj)
+        except ImportError as e:      # e.g. scikit-learn missing for the data problems
+            for o in optimizers:
+                notes[(name, pj, o)] = f"problem {name} unavailable: {e}"
+            continue
         for o in optimizers:
-            why = unavailable_reason(o, proto.backend, _problem(name, pj))
+            why = unavailable_reason(o, proto.backend, prob)
             if why:
                 notes[(name, pj, o)] = why
     # phase 1: grid on tuning seeds
     tune: list[Cell] = []
     for name, params in specs:
         pj = params_json(params)
-        prob = _problem(name, pj)
         for o in optimizers:
-            grid = proto.grid_for(prob, o)
-            if len(grid) == 1 or (name, pj, o) in notes:
+            if (name, pj, o) in notes:
+                continue
+            grid = proto.grid_for(_problem(name, pj), o)
+            if len(grid) == 1:
                 continue
             tune += [_cell(name, pj, o, lr, s, proto, False, "tune") for lr in grid for s in proto.tune_seeds]
     tune_out = map_cells(tune, executor, scheduler, max_workers)
@@ -618,7 +659,7 @@ def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = No
             if key in notes:
                 continue
             lr = best.get(key, math.nan)
-            final += [_cell(name, pj, o, lr, s, proto, True, "final") for s in proto.seeds]
+            final += [_cell(name, pj, o, lr, s, proto, proto.timed, "final") for s in proto.seeds]
     final_out = map_cells(final, executor, scheduler, max_workers)
     runs = _runs_frame(final_out)
     sens = _runs_frame(tune_out)
@@ -641,7 +682,7 @@ def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = No
 
 _RUN_COLS = ["problem", "params_json", "optimizer", "backend", "lr", "seed", "phase", "timed", "status", "message",
              "reached", "diverged", "iters_to_target", "grads_to_target", "seconds_to_target", "final_loss",
-             "final_excess", "iters", "seconds", "f0", "target_loss"]
+             "final_excess", "tail_excess", "iters", "seconds", "f0", "target_loss"]
 
 
 def _runs_frame(outs: list[dict]) -> pd.DataFrame:
@@ -794,6 +835,96 @@ def performance_profile(table: pd.DataFrame, metric: str = "iters_to_target", re
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------- Schaul et al. 2014
+SCHAUL_FLOOR = 1e-12
+SCHAUL_PROTOCOL = Protocol(seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), stop_at_target=False, timed=False,
+                           curve_points=20)
+_SCHAUL_REF: dict = {}
+
+
+def schaul_scores(optimizers: list[str], tests: list[dict] | None = None, protocol: Protocol | None = None,
+                  executor: str = "process", scheduler=None, reference: str = "sgd") -> tuple:
+    """Score optimizers on the unit-test bank of Schaul et al. 2014, continuously, against tuned SGD.
+
+    Every optimizer (and the reference) is tuned per unit test on the lr grid (tuning seed),
+    then run on fresh seeds for the test's fixed budget. Its result on a test is the median over
+    seeds of the excess averaged over the last 10 % of the steps (``tail_excess``); its score is
+    log10(excess_ref / excess_opt) with both floored at 1e-12 and clipped to [−12, 12]: > 0 beats
+    tuned SGD, 1 is ten times closer to the optimum; divergence scores −12.
+    Returns (scores per test, summary per optimizer: mean/median score, wins = share of tests
+    with score >= 0, and the mean score per shape, noise, scale, drift and dimension).
+    """
+    from dlbench.problems.schaul import bank
+
+    tests = tests if tests is not None else bank()
+    proto = protocol or SCHAUL_PROTOCOL
+    specs = [("schaul", t) for t in tests]
+    key = (params_json({"tests": tests}), proto, reference)
+    ref_runs = _SCHAUL_REF.get(key)
+    if ref_runs is None:
+        ref_runs = sweep(specs, [reference], proto, executor, scheduler, reference=None).runs
+        _SCHAUL_REF[key] = ref_runs
+    others = [o for o in optimizers if o != reference]
+    runs = sweep(specs, others, proto, executor, scheduler, reference=None).runs if others else ref_runs.iloc[:0]
+    runs = pd.concat([ref_runs, runs], ignore_index=True)
+    runs = runs[runs["status"] == "ok"]
+    med = runs.groupby(["params_json", "optimizer"])["tail_excess"].median().unstack("optimizer")
+    rows = []
+    for pj, r in med.iterrows():
+        ref = r.get(reference, math.nan)
+        for opt in optimizers:
+            if opt not in r or pd.isna(r[opt]):
+                continue
+            e_ref, e = max(ref, SCHAUL_FLOOR), max(r[opt], SCHAUL_FLOOR)
+            if math.isinf(e):
+                score = -12.0
+            elif math.isinf(e_ref):
+                score = 12.0
+            else:
+                score = float(np.clip(np.log10(e_ref / e), -12, 12))
+            rows.append({**json.loads(pj), "params": pj, "optimizer": opt, "excess": r[opt], "ref_excess": ref,
+                         "score": score})
+    scores = pd.DataFrame(rows)
+    summary = []
+    for opt, g in scores.groupby("optimizer", sort=False) if not scores.empty else []:
+        row = {"optimizer": opt, "n_tests": len(g), "mean_score": g["score"].mean(),
+               "median_score": g["score"].median(), "wins": float((g["score"] >= 0).mean())}
+        for col in ("shape", "noise", "scale", "drift", "dim"):
+            for v, gg in g.groupby(col):
+                row[f"{col}={v}"] = gg["score"].mean()
+        summary.append(row)
+    return scores, pd.DataFrame(summary)
+
+
+def _schaul_rows(case, variant, base, ctx, out_dir) -> list[dict]:
+    executor, scheduler = _executor_from(ctx)
+    proto = replace(case.protocol, backend=variant.backend)
+    why = unavailable_reason(variant.algorithm, variant.backend)
+    if why:
+        return [{**base, "metric": "schaul_mean_score", "value": math.nan, "unit": "log10", "status": "skipped",
+                 "message": why}]
+    tests = case.problem_params.get("tests")
+    scores, summary = schaul_scores([variant.algorithm], tests, proto, executor, scheduler, case.reference)
+    if summary.empty:
+        return [{**base, "metric": "schaul_mean_score", "value": math.nan, "unit": "log10", "status": "error",
+                 "message": "no unit test ran"}]
+    s = summary.iloc[0]
+    med, lo, hi = median_ci(scores["score"].to_numpy(float))
+    msg = f"{int(s['n_tests'])} unit tests, score = log10(excess of tuned {case.reference} / excess)"
+    rows = [{**base, "metric": "schaul_mean_score", "value": s["mean_score"], "unit": "log10", "message": msg,
+             "n_samples": int(s["n_tests"])},
+            {**base, "metric": "schaul_median_score", "value": med, "unit": "log10", "median": med, "ci_low": lo,
+             "ci_high": hi, "n_samples": int(s["n_tests"]), "message": msg},
+            {**base, "metric": "schaul_wins", "value": s["wins"], "unit": "fraction", "n_samples": int(s["n_tests"]),
+             "message": f"share of unit tests where it is at least as close to the optimum as tuned {case.reference}"}]
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _append_parquet(out / "schaul_scores.parquet", scores.assign(benchmark=case.name))
+        _append_parquet(out / "schaul_summary.parquet", summary.assign(benchmark=case.name))
+    return rows
+
+
 # ----------------------------------------------------------------------------- suite integration
 def run_protocol(problem: str, params: dict, optimizer: str, protocol: Protocol | None = None,
                  executor: str = "process", scheduler=None) -> SweepResult:
@@ -819,6 +950,12 @@ def run_case(case, variant, threads: int, ctx: dict, out_dir=None) -> list[dict]
     per-seed runs, the sensitivity grid, and rewrites tuning budgets and performance profiles.
     """
     base = _base_row(case, variant, threads, ctx)
+    if case.problem == "schaul_bank":
+        try:
+            return _schaul_rows(case, variant, base, ctx, out_dir)
+        except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+            return [{**base, "metric": "schaul_mean_score", "value": math.nan, "unit": "log10", "status": "error",
+                     "message": f"{type(e).__name__}: {e}"}]
     executor, scheduler = _executor_from(ctx)
     proto = replace(case.protocol, backend=variant.backend)
     try:

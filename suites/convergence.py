@@ -6,7 +6,7 @@ line-search / second-order methods of ``scipy.optimize`` as a peer on determinis
 A variant runs the DeepOBS protocol of ``dlbench.convergence`` (learning-rate grid on tuning seeds,
 best rate re-run on 5 fresh seeds, median and bootstrap CI). ``--quick`` is a subset sized to run
 in under 3 minutes on the 2-core reference machine (coarser grid, one tuning seed, budgets capped
-at 2000 iterations); ``--full`` runs every problem at its own budget on the full grid.
+at 1000 iterations); ``--full`` runs every problem at its own budget on the full grid.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dlbench.convergence import DEFAULT_OPTIMIZERS, ConvergenceCase, Protocol
 from dlbench.suite import Variant, define_suite
 
-QUICK = Protocol(seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), grid_stride=2, max_iters_cap=2000)
+QUICK = Protocol(seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), grid_stride=2, max_iters_cap=1000)
 FULL = Protocol(seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9), tune_seeds=(1000, 1001))
 
 # (benchmark name, problem, params, extras) — extras: "clip" adds +clip variants, "peers" adds scipy's

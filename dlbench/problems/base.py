@@ -63,6 +63,10 @@ class Problem:
     def x0(self, seed: int) -> np.ndarray:
         raise NotImplementedError
 
+    def f_at(self, x: np.ndarray, k: int) -> float:
+        """J at iteration k: ``f(x)`` except for non-stationary problems (a moving optimum)."""
+        return self.f(x)
+
     def train_grad(self, x: np.ndarray, rng: np.random.Generator | None = None, k: int = 0) -> np.ndarray:
         """The gradient an optimizer sees at iteration k (default: the exact gradient)."""
         return self.grad(x)
