@@ -96,7 +96,7 @@ def cmd_run(args) -> int:
 
     df = run(args.suites or None, backends=args.backend, quick=not args.full, threads=args.threads,
              filter=args.filter, out=args.out, resume=args.resume, progress=not args.no_progress,
-             target_time=args.target_time)
+             target_time=args.target_time, executor=args.executor, scheduler=args.scheduler)
     _print_df(summary_for_display(summary(df)), f"results: {df.attrs.get('path', '')}")
     print(f"wrote {df.attrs.get('path')}/results.parquet and results.csv ({len(df)} rows)")
     return 0
@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue the run in --out (or the latest)")
     r.add_argument("--target-time", type=float, default=None, help="seconds of samples per variant")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--executor", choices=["process", "serial", "dask"], default=None,
+                   help="where convergence sweeps run their cells (default: local processes)")
+    r.add_argument("--scheduler", help="Dask scheduler address for --executor dask")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("report", help="HTML / Markdown / CSV report from result folders")

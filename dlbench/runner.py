@@ -73,6 +73,10 @@ def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_ti
     reason = _not_runnable(case, var)
     if reason:
         return [_metric({**base, "status": "skipped", "message": reason}, "time", math.nan, "s")]
+    if getattr(case, "kind", "throughput") == "convergence":
+        from dlbench.convergence import run_case
+
+        return run_case(case, var, threads, ctx, out_dir=ctx.get("out_dir"))
     try:
         bound = case.bind(var, case.dtype)
         if not isinstance(bound, Bound):
@@ -137,12 +141,15 @@ def select_cases(suites: list[str], quick: bool, pattern: str | None) -> list[Ca
 
 def run(suites=None, backends=None, quick: bool = True, threads: int | None = None, filter: str | None = None,
         out: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
-        target_time: float | None = None, calibration: dict | None = None) -> pd.DataFrame:
+        target_time: float | None = None, calibration: dict | None = None, executor: str | None = None,
+        scheduler: str | None = None) -> pd.DataFrame:
     """Run suites and return the results table (also written to ``out``, default results/<run-id>).
 
     suites: a name or list of names (default: the default suites); backends: restrict variants to
     these backends; quick: small sizes; threads: one setting for every CPU backend; filter: a
     substring or glob on "suite/benchmark"; resume: continue the run in ``out`` (or the latest).
+    executor/scheduler: how convergence sweeps run their cells ("process" by default, "serial",
+    or "dask" with a scheduler address).
     """
     from dlbench.backends import check_backend
     from dlbench.calibrate import calibrate
@@ -176,7 +183,8 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     say = (lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None)
     quick_cal = os.environ.get("DLBENCH_QUICK_CALIBRATION", "") not in ("", "0")  # tests: small, no torch
     cal = calibration or calibrate(threads, quick=quick_cal, progress=lambda m: say(f"calibrating: {m}"))
-    ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal}
+    ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal,
+           "out_dir": out, "executor": executor, "scheduler": scheduler}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
                       "backends": backends, "filter": filter, "command": " ".join(sys.argv),
                       "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
