@@ -179,7 +179,8 @@ def cached_choices():
     rows = []
     for key, rec in _read_disk().items():
         rows.append({"op": rec.get("op"), "backend": rec.get("backend"), "dtype": rec.get("dtype"),
-                     "params": json.dumps(rec.get("params"), sort_keys=True), "algorithm": rec.get("algorithm"),
+                     "params": json.dumps(rec.get("params"), sort_keys=True),
+                     "algorithm": rec.get("algorithm"),
                      "times": rec.get("times"), "measured_at": rec.get("measured_at"), "key": key})
     return pd.DataFrame(rows)
 

@@ -34,12 +34,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
+    from dlbench.kernels.numba_cpu.conv_gemm import GEMM_IMPL
+    from dlbench.suites.conv import OPS, SHAPES, bind_ours, bind_torch, shape_params
 
     from dlbench import autotune
     from dlbench.backends import backend_status
-    from dlbench.kernels.numba_cpu.conv_gemm import GEMM_IMPL
     from dlbench.suite import Variant
-    from dlbench.suites.conv import OPS, SHAPES, bind_ours, bind_torch, shape_params
     from dlbench.threads import blas_info, set_threads
 
     set_threads(args.threads)
@@ -83,7 +83,8 @@ def main(argv=None) -> int:
                 row[f"{b}_chosen"] = chosen[b][0]
                 row[f"{b}_tune_s"] = chosen[b][1]
             rows.append(row)
-            print(f"{shape[0]:22s} {which:10s} torch {row['torch_gflops']:7.1f}  ours {row['ours_gflops']:7.1f} "
+            print(f"{shape[0]:22s} {which:10s} torch {row['torch_gflops']:7.1f}  ours "
+                  f"{row['ours_gflops']:7.1f} "
                   f"GFLOP/s  x{row['ratio']:.2f}  ({row['best']}; "
                   + ", ".join(f"{b} {row[f'{b}_gflops']:.1f} {row[f'{b}_chosen']}" for b in backends) + ")",
                   flush=True)
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
         if sel:
             gm = math.exp(sum(math.log(v) for v in sel) / len(sel))
             need = 0.6 if which == "fwd" else 0.5
-            verdicts.append(f"geomean {which}: {gm:.2f} (target >= {need}: {'ok' if gm >= need else 'MISSED'})")
+            verdicts.append(f"geomean {which}: {gm:.2f} (target >= {need}: "
+                            f"{'ok' if gm >= need else 'MISSED'})")
     for r in rows:
         if r["shape"].startswith("resnet_3x3") and r["ratio"] < 0.6:
             verdicts.append(f"{r['shape']} {r['op']}: {r['ratio']:.2f} < 0.6 (3x3 target MISSED)")

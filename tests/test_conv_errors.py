@@ -150,6 +150,7 @@ def test_autotune_key_separates_threads_dtype_and_shape():
 def test_user_kernel_takes_part_in_auto(tmp_path, monkeypatch):
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path))
     from dlbench.kernels.reference.conv import conv_forward
+
     from dlbench.registry import KERNELS
 
     calls = []
@@ -172,8 +173,9 @@ def test_user_kernel_takes_part_in_auto(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ suite
 def test_suite_has_the_issue_shapes_and_variants():
-    from dlbench.suite import get_suite
     from dlbench.suites.conv import SHAPES
+
+    from dlbench.suite import get_suite
 
     cases = get_suite("conv").cases(True)
     assert len(SHAPES) == 12 and len(cases) == 36
@@ -193,8 +195,9 @@ def test_suite_has_the_issue_shapes_and_variants():
 def test_suite_case_binds_and_runs_every_variant_on_a_tiny_shape():
     """Every variant of a tiny case computes the same thing; auto rows record the choice; the
     runner measures an auto variant and the torch peer into rows with GFLOP/s."""
-    from dlbench.runner import measure_variant
     from dlbench.suites.conv import conv_cases
+
+    from dlbench.runner import measure_variant
 
     tiny = [("tiny_3x3", 4, 8, 9, 10, 3, 3, 1, 1, 1), ("tiny_c1", 1, 4, 12, 15, 3, 5, 2, 0, 1)]
     ctx = {"run_id": "t", "git_rev": "", "machine": "", "calibration": {"peak_gflops": 100.0, "bw_gbs": 10.0}}

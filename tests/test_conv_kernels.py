@@ -114,7 +114,8 @@ def check_all(p, which, backend, dtype, only=None, rank1=False):
         got = call(kern.algorithm, backend)
         assert got.shape == ref.shape and got.dtype == ref.dtype, (kern.algorithm, got.shape, ref.shape)
         err = float(np.max(np.abs(got.astype(np.float64) - ref))) if got.size else 0.0
-        assert err <= bound, f"{opname}/{kern.algorithm}/{backend} {dtype}: max error {err:.3g} > {bound:.3g} for {p}"
+        assert err <= bound, (f"{opname}/{kern.algorithm}/{backend} {dtype}: max error {err:.3g} > "
+                              f"{bound:.3g} for {p}")
         ran.append(kern.algorithm)
     return ran
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dlbench.kernels.reference import conv as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlbench import ops
 from dlbench.backends import backend_status
-from dlbench.kernels.reference import conv as ref
 
 BACKENDS = ["numpy"] + [b for b in ("numba", "cython") if backend_status(b).available]
 # numba goes through auto-selection; cython through one explicit algorithm (every algorithm is
@@ -29,7 +29,8 @@ def test_reference_equals_literal_eq_9_8():
     x, w = rng_arrays((2, 3, 9, 8), (4, 3, 3, 2))
     for stride in [(1, 1), (2, 3)]:
         lit = ref.correlation_loops(x, w, stride)
-        np.testing.assert_allclose(ops.conv2d(x, w, stride=stride, backend="numpy"), lit, rtol=1e-12, atol=1e-12)
+        got = ops.conv2d(x, w, stride=stride, backend="numpy")
+        np.testing.assert_allclose(got, lit, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -39,7 +40,8 @@ def test_flip_is_true_convolution_eq_9_4(backend):
     got = ops.conv2d(image[None, None], kernel[None, None], padding="full", flip=True, backend=backend)[0, 0]
     np.testing.assert_allclose(got, lit, rtol=1e-12, atol=1e-12)
     # and flip=False is cross-correlation (eq. 9.6): correlating with the flipped kernel
-    corr = ops.conv2d(image[None, None], kernel[None, None, ::-1, ::-1], padding="full", backend=backend)[0, 0]
+    corr = ops.conv2d(image[None, None], kernel[None, None, ::-1, ::-1], padding="full",
+                      backend=backend)[0, 0]
     np.testing.assert_allclose(corr, lit, rtol=1e-12, atol=1e-12)
 
 
@@ -76,7 +78,8 @@ OURS = {1: ops.conv1d, 2: ops.conv2d, 3: ops.conv3d}
 @given(data=st.data())
 def test_forward_and_autograd_gradients_equal_torch(data, nd, backend):
     p = data.draw(torch_problems(nd))
-    x, w, b = rng_arrays((p["N"], p["C"]) + p["size"], (p["K"], p["C"] // p["groups"]) + p["kernel"], (p["K"],))
+    wshape = (p["K"], p["C"] // p["groups"]) + p["kernel"]
+    x, w, b = rng_arrays((p["N"], p["C"]) + p["size"], wshape, (p["K"],))
     kw = dict(stride=p["stride"], padding=p["padding"], dilation=p["dilation"], groups=p["groups"])
     xt, wt = t(x).requires_grad_(), t(w).requires_grad_()
     yt = TORCH_FN[nd](xt, wt, t(b), **kw)
@@ -131,7 +134,8 @@ def test_same_and_full_padding_match_torch_with_explicit_pads(backend):
 def test_bias_per_channel_and_per_location(backend):
     x, w, bc = rng_arrays((2, 3, 6, 6), (4, 3, 3, 3), (4,))
     y0 = ops.conv2d(x, w, backend=backend)
-    np.testing.assert_allclose(ops.conv2d(x, w, bc, backend=backend), y0 + bc[None, :, None, None], rtol=1e-12)
+    yb = ops.conv2d(x, w, bc, backend=backend)
+    np.testing.assert_allclose(yb, y0 + bc[None, :, None, None], rtol=1e-12)
     bl = np.random.default_rng(5).standard_normal((4, 4, 4))
     np.testing.assert_allclose(ops.conv2d(x, w, bl, backend=backend), y0 + bl[None], rtol=1e-12)
 

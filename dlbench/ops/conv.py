@@ -81,7 +81,8 @@ class ConvGeometry:
         if c % groups:
             raise ValueError(f"groups={groups} does not divide the {c} input channels (C % groups must be 0)")
         if k % groups:
-            raise ValueError(f"groups={groups} does not divide the {k} output channels (K % groups must be 0)")
+            raise ValueError(f"groups={groups} does not divide the {k} output channels (K % groups must "
+                             "be 0)")
         pads = resolve_padding(padding, kernel, dilation, stride)
         out = output_size(in_size, kernel, stride, pads, dilation)
         return cls(nd, int(n), int(c), int(k), int(groups), in_size, kernel, stride, pads, dilation, out)
@@ -117,7 +118,8 @@ class ConvGeometry:
 
     def flops(self) -> float:
         """2 N K (C/groups) prod(kernel) prod(out): one multiply and one add per term of eq. 9.7."""
-        return 2.0 * self.N * self.K * (self.C // self.groups) * math.prod(self.kernel) * math.prod(self.out_size)
+        per_output = (self.C // self.groups) * math.prod(self.kernel)
+        return 2.0 * self.N * self.K * per_output * math.prod(self.out_size)
 
     def bytes(self, itemsize: int) -> float:
         """Compulsory traffic: input, weights and output once each."""
@@ -137,7 +139,8 @@ def _models(nd: int):
 for _nd, _op in FORWARD_OPS.items():
     _f, _b = _models(_nd)
     define_op(_op, flops=_f, bytes=_b, equation="9.7, 9.8",
-              description=f"{_nd}-D cross-correlation (convolution in libraries), stride, padding, dilation, groups")
+              description=f"{_nd}-D cross-correlation (convolution in libraries), stride, padding, "
+                          "dilation, groups")
     define_op(f"{_op}_backward_data", flops=_f, bytes=_b, equation="9.12-9.13",
               description=f"{_nd}-D input gradient = transposed convolution")
     define_op(f"{_op}_backward_weight", flops=_f, bytes=_b, equation="9.11",
@@ -182,7 +185,8 @@ def _dispatch(op: str, geom: ConvGeometry, dtype, algorithm: str, backend: str, 
     kern = get_kernel(op, algorithm, backend)
     why = kern.applies(dt, **params)
     if why:
-        raise ValueError(f"{op} algorithm {algorithm!r} on backend {backend!r} cannot run this problem: {why}")
+        raise ValueError(f"{op} algorithm {algorithm!r} on backend {backend!r} cannot run this problem: "
+                         f"{why}")
     return call(kern)
 
 
@@ -219,7 +223,8 @@ def _forward(nd, x, w, b, stride, padding, dilation, groups, flip, algorithm, ba
     if unbatched:
         x = x[None]
     if x.ndim != nd + 2:
-        raise ValueError(f"x must have {nd + 2} dimensions (N, C, {', '.join(SPATIAL[nd])}), got shape {x.shape}")
+        raise ValueError(f"x must have {nd + 2} dimensions (N, C, {', '.join(SPATIAL[nd])}), got shape "
+                         f"{x.shape}")
     if w.ndim != nd + 2:
         raise ValueError(f"w must have {nd + 2} dimensions (K, C/groups, {', '.join(KERNEL[nd])}), "
                          f"got shape {w.shape}")
@@ -244,12 +249,14 @@ def _backward_data(nd, dy, w, x_shape, stride, padding, dilation, groups, flip, 
     dtype = check_float_dtypes(dy, w, names=["dy", "w"])
     x_shape = tuple(int(v) for v in x_shape)
     if dy.ndim != nd + 2 or w.ndim != nd + 2 or len(x_shape) != nd + 2:
-        raise ValueError(f"dy, w and x_shape must have {nd + 2} dimensions, got {dy.shape}, {w.shape}, {x_shape}")
+        raise ValueError(f"dy, w and x_shape must have {nd + 2} dimensions, got {dy.shape}, {w.shape}, "
+                         f"{x_shape}")
     n, c = x_shape[:2]
     k, cg = w.shape[:2]
     geom = ConvGeometry.make(nd, n, c, k, groups, x_shape[2:], w.shape[2:], stride, padding, dilation)
     if cg * groups != c:
-        raise ValueError(f"w has {cg} input channels per group but x_shape has {c} channels and groups={groups}")
+        raise ValueError(f"w has {cg} input channels per group but x_shape has {c} channels and "
+                         f"groups={groups}")
     if dy.shape != geom.y_shape:
         raise ValueError(f"dy has shape {dy.shape} but a forward convolution of x_shape {x_shape} with these "
                          f"weights, stride, padding and dilation gives {geom.y_shape}")
@@ -266,14 +273,17 @@ def _backward_weight(nd, x, dy, w_shape, stride, padding, dilation, groups, flip
     dtype = check_float_dtypes(x, dy, names=["x", "dy"])
     w_shape = tuple(int(v) for v in w_shape)
     if x.ndim != nd + 2 or dy.ndim != nd + 2 or len(w_shape) != nd + 2:
-        raise ValueError(f"x, dy and w_shape must have {nd + 2} dimensions, got {x.shape}, {dy.shape}, {w_shape}")
+        raise ValueError(f"x, dy and w_shape must have {nd + 2} dimensions, got {x.shape}, {dy.shape}, "
+                         f"{w_shape}")
     n, c = x.shape[:2]
     k, cg = w_shape[:2]
     geom = ConvGeometry.make(nd, n, c, k, groups, x.shape[2:], w_shape[2:], stride, padding, dilation)
     if cg * groups != c:
-        raise ValueError(f"w_shape has {cg} input channels per group but x has {c} channels and groups={groups}")
+        raise ValueError(f"w_shape has {cg} input channels per group but x has {c} channels and "
+                         f"groups={groups}")
     if dy.shape != geom.y_shape:
-        raise ValueError(f"dy has shape {dy.shape} but the forward convolution of x {x.shape} gives {geom.y_shape}")
+        raise ValueError(f"dy has shape {dy.shape} but the forward convolution of x {x.shape} gives "
+                         f"{geom.y_shape}")
     x = np.ascontiguousarray(x)
     dy = np.ascontiguousarray(dy)
     op = FORWARD_OPS[nd] + "_backward_weight"
@@ -303,7 +313,8 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, flip=False, 
 
 def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, flip=False, algorithm="auto",
            backend="numba"):
-    """3-D convolution (volumes, video; table 9.1): x (N, C, D, H, W), w (K, C/groups, T, R, S). See conv2d."""
+    """3-D convolution (volumes, video; table 9.1): x (N, C, D, H, W), w (K, C/groups, T, R, S). See "
+      "conv2d."""
     return _forward(3, x, w, b, stride, padding, dilation, groups, flip, algorithm, backend)
 
 
@@ -381,7 +392,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
         for o, lo_, s in zip(size, base, stride_t):
             if not lo_ <= o < lo_ + s:
                 raise ValueError(f"output_size {tuple(size)} is not reachable: each extent must lie in "
-                                 f"[{base[0]}, {base[0] + stride_t[0] - 1}] x [{base[1]}, {base[1] + stride_t[1] - 1}]")
+                                 f"[{base[0]}, {base[0] + stride_t[0] - 1}] x [{base[1]}, "
+                                 f"{base[1] + stride_t[1] - 1}]")
     else:
         op_ = ntuple(output_padding, 2, "output_padding")
         for o, s, d in zip(op_, stride_t, dil):
@@ -390,5 +402,6 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
         size = tuple(b_ + o for b_, o in zip(base, op_))
     if any(s < 1 for s in size):
         raise ValueError(f"negative output size {tuple(size)} for conv_transpose2d")
-    y = _backward_data(2, x, w, (n, cout) + tuple(size), stride_t, pads, dil, groups, False, algorithm, backend)
+    y = _backward_data(2, x, w, (n, cout) + tuple(size), stride_t, pads, dil, groups, False, algorithm,
+                       backend)
     return _add_bias(y, b, 2)

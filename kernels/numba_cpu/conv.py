@@ -18,14 +18,12 @@ budget. Jobs never write to the same output element, so no reduction crosses thr
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numba as nb
 import numpy as np
-
 from dlbench.kernels.numba_cpu.conv_drivers import register_family
 
 KB = 4   # output channels per pass of the direct kernel (register blocking)
@@ -327,7 +325,8 @@ def direct_bwd_weight(xp, dy, dwt, sd, sh, sw, dd, dh, dw, groups):
 
     Jobs: (output channel, input channel) pairs, each a set of dot products along output rows.
     """
-    parallel_jobs(_direct_bwd_weight, dwt.shape[0] * dwt.shape[1], xp, dy, dwt, sd, sh, sw, dd, dh, dw, groups)
+    parallel_jobs(_direct_bwd_weight, dwt.shape[0] * dwt.shape[1], xp, dy, dwt, sd, sh, sw, dd, dh, dw,
+                  groups)
 
 
 @nb.njit(**JIT)

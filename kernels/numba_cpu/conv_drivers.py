@@ -31,8 +31,8 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
-
 from dlbench.kernels.numba_cpu.conv_gemm import GEMM_IMPL, GEMM_WHY, batched_gemm, gemm
+
 from dlbench.ops._common import output_size
 
 CHUNK_BYTES = 8 << 20          # im2col buffer per chunk of images
@@ -257,7 +257,8 @@ def winograd_forward(P, x, w, padding, groups, m):
     alpha = m + 2
     bt, gm, at = winograd_matrices(m, x.dtype)
     y = np.empty((n, k, ph, pw), dtype=x.dtype)
-    rows_per_chunk = max(1, min(n * th, WINO_CHUNK_BYTES // max(1, alpha * alpha * tw * max(cg, kg) * x.itemsize)))
+    row_bytes = alpha * alpha * tw * max(cg, kg) * x.itemsize
+    rows_per_chunk = max(1, min(n * th, WINO_CHUNK_BYTES // max(1, row_bytes)))
     ntiles = rows_per_chunk * tw
     vbuf = np.empty(alpha * alpha * ntiles * cg, dtype=x.dtype)
     mbuf = np.empty(alpha * alpha * ntiles * kg, dtype=x.dtype)
@@ -270,7 +271,8 @@ def winograd_forward(P, x, w, padding, groups, m):
             nr = min(rows_per_chunk, n * th - r0)
             v = vbuf[:alpha * alpha * nr * tw * cg].reshape(alpha * alpha, nr * tw, cg)
             P.wino_in(xt, v, r0, nr, th, tw, m, bt)
-            mm = batched_gemm(v, u, out=mbuf[:alpha * alpha * nr * tw * kg].reshape(alpha * alpha, nr * tw, kg))
+            mm = mbuf[:alpha * alpha * nr * tw * kg].reshape(alpha * alpha, nr * tw, kg)
+            batched_gemm(v, u, out=mm)
             P.wino_out(mm, y, r0, nr, th, tw, m, at, g * kg)
     return y
 
@@ -418,8 +420,10 @@ def rank1_factors(w, tol=None):
         ratio[sv[:, 0] == 0] = 0.0
         worst = int(np.argmax(ratio))
         if ratio[worst] > tol:
-            raise ValueError(f"separable requires rank-1 kernels (outer products of 1-D vectors, section 9.8): "
-                             f"kernel (k={worst // cg}, c={worst % cg}) has sigma2/sigma1 = {ratio[worst]:.3g} "
+            raise ValueError("separable requires rank-1 kernels (outer products of 1-D vectors, "
+                             "section 9.8): "
+                             f"kernel (k={worst // cg}, c={worst % cg}) has sigma2/sigma1 = "
+                             f"{ratio[worst]:.3g} "
                              f"> tolerance {tol:g}")
     col = (uu[:, :, 0] * sv[:, :1]).reshape(k, cg, r).astype(w.dtype)
     row = vt[:, 0, :].reshape(k, cg, s).astype(w.dtype)

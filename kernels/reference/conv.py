@@ -96,7 +96,8 @@ def conv_backward_weight(x, dy, w_shape, stride, padding, dilation, groups):
         dyg = dy[:, g * kg:(g + 1) * kg]
         for off in np.ndindex(*ksize):
             v = xg[_views(out, stride, dilation, off)]                        # (N, Cg, *out)
-            dw[(slice(g * kg, (g + 1) * kg), slice(None)) + off] = np.tensordot(dyg, v, axes=([0] + sp, [0] + sp))
+            blk = (slice(g * kg, (g + 1) * kg), slice(None)) + off
+            dw[blk] = np.tensordot(dyg, v, axes=([0] + sp, [0] + sp))
     return dw
 
 
