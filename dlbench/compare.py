@@ -35,9 +35,27 @@ from dlbench.report_tables import short_params, variant_label
 MATCH = ["suite", "benchmark", "params", "dtype", "backend", "algorithm"]
 CASE = ["suite", "benchmark", "params", "dtype"]
 VERDICTS = ("regressed", "broken", "improved", "unchanged", "missing", "new")
-COLUMNS = ["suite", "benchmark", "params", "dtype", "variant", "base_variant", "new_variant", "base_median",
-           "new_median", "ratio", "change_pct", "p_value", "test", "n_base", "n_new", "base_status",
-           "new_status", "verdict", "note"]
+COLUMNS = [
+    "suite",
+    "benchmark",
+    "params",
+    "dtype",
+    "variant",
+    "base_variant",
+    "new_variant",
+    "base_median",
+    "new_median",
+    "ratio",
+    "change_pct",
+    "p_value",
+    "test",
+    "n_base",
+    "n_new",
+    "base_status",
+    "new_status",
+    "verdict",
+    "note",
+]
 
 
 def parse_samples(s) -> np.ndarray:
@@ -51,13 +69,22 @@ def parse_samples(s) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def verdict(base: dict, new: dict, threshold: float = 1.10, alpha: float = 0.05,
-            min_samples: int = 3) -> dict:
+def verdict(
+    base: dict, new: dict, threshold: float = 1.10, alpha: float = 0.05, min_samples: int = 3
+) -> dict:
     """Ratio, p-value and verdict for one matched pair of ``time`` rows (dicts with value/median,
     iqr, samples, status)."""
-    out = {"base_status": base.get("status", "ok"), "new_status": new.get("status", "ok"),
-           "ratio": math.nan, "change_pct": math.nan, "p_value": math.nan, "test": "", "note": "",
-           "n_base": 0, "n_new": 0}
+    out = {
+        "base_status": base.get("status", "ok"),
+        "new_status": new.get("status", "ok"),
+        "ratio": math.nan,
+        "change_pct": math.nan,
+        "p_value": math.nan,
+        "test": "",
+        "note": "",
+        "n_base": 0,
+        "n_new": 0,
+    }
     bm, nm = _median(base), _median(new)
     out["base_median"], out["new_median"] = bm, nm
     if out["base_status"] != "ok" or not (bm > 0):
@@ -75,7 +102,10 @@ def verdict(base: dict, new: dict, threshold: float = 1.10, alpha: float = 0.05,
     ratio = nm / bm
     out["ratio"], out["change_pct"] = ratio, (ratio - 1) * 100
     sb, sn = parse_samples(base.get("samples")), parse_samples(new.get("samples"))
-    out["n_base"], out["n_new"] = len(sb) or _int(base.get("n_samples")), len(sn) or _int(new.get("n_samples"))
+    out["n_base"], out["n_new"] = (
+        len(sb) or _int(base.get("n_samples")),
+        len(sn) or _int(new.get("n_samples")),
+    )
     beyond = ratio > threshold or ratio < 1 / threshold
     if len(sb) >= min_samples and len(sn) >= min_samples:
         from scipy.stats import mannwhitneyu
@@ -97,8 +127,11 @@ def verdict(base: dict, new: dict, threshold: float = 1.10, alpha: float = 0.05,
     else:
         out["verdict"] = "unchanged"
         if beyond:
-            out["note"] = (f"within noise (p={p:.2g})" if out["test"] == "mann-whitney" else
-                           "within noise (IQRs overlap)")
+            out["note"] = (
+                f"within noise (p={p:.2g})"
+                if out["test"] == "mann-whitney"
+                else "within noise (IQRs overlap)"
+            )
     return out
 
 
@@ -137,8 +170,10 @@ def _one_source(x, what: str) -> Source:
         return x
     srcs = load_sources(x)
     if len(srcs) != 1:
-        raise UserError(f"{what}: expected one run, got {len(srcs)} ({', '.join(s.label for s in srcs)}); "
-                        "pass a single run folder or result file")
+        raise UserError(
+            f"{what}: expected one run, got {len(srcs)} ({', '.join(s.label for s in srcs)}); "
+            "pass a single run folder or result file"
+        )
     return srcs[0]
 
 
@@ -147,8 +182,14 @@ def _split_backend(spec: str) -> tuple[str, str | None]:
     return b, (a or None)
 
 
-def compare(base, new=None, threshold: float = 1.10, backends: tuple[str, str] | None = None,
-            alpha: float = 0.05, metric: str = "time") -> pd.DataFrame:
+def compare(
+    base,
+    new=None,
+    threshold: float = 1.10,
+    backends: tuple[str, str] | None = None,
+    alpha: float = 0.05,
+    metric: str = "time",
+) -> pd.DataFrame:
     """Per-benchmark comparison (see the module docstring); one row per matched variant.
 
     base, new: run folders, result files or DataFrames of rows. ``new=None`` with ``backends=
@@ -170,8 +211,14 @@ def compare(base, new=None, threshold: float = 1.10, backends: tuple[str, str] |
         n_src = _one_source(new, "new")
         df = _compare_runs(b_src.rows, n_src.rows, threshold, alpha, metric)
         labels = (b_src.label, n_src.label)
-    df.attrs.update(base=labels[0], new=labels[1], threshold=threshold, alpha=alpha, metric=metric,
-                    counts=df.verdict.value_counts().to_dict() if not df.empty else {})
+    df.attrs.update(
+        base=labels[0],
+        new=labels[1],
+        threshold=threshold,
+        alpha=alpha,
+        metric=metric,
+        counts=df.verdict.value_counts().to_dict() if not df.empty else {},
+    )
     return df
 
 
@@ -190,7 +237,9 @@ def _compare_runs(brows, nrows, threshold, alpha, metric) -> pd.DataFrame:
             side_n = {"status": "absent", "message": "not in the new run"}
         res = verdict(side_b, side_n, threshold, alpha)
         lab = variant_label(r["backend"], r["algorithm"])
-        rows.append({**{k: r[k] for k in CASE}, "variant": lab, "base_variant": lab, "new_variant": lab, **res})
+        rows.append(
+            {**{k: r[k] for k in CASE}, "variant": lab, "base_variant": lab, "new_variant": lab, **res}
+        )
     return _finish(rows)
 
 
@@ -201,8 +250,10 @@ def _compare_backends(brows, nrows, backends, threshold, alpha, metric) -> pd.Da
     n = n[(n.backend == nb) & ((n.algorithm == na) if na else True)]
     if b.empty or n.empty:
         have = sorted(set(brows.backend) | set(nrows.backend))
-        raise UserError(f"--backends: no {metric!r} rows for {backends[0] if b.empty else backends[1]!r}; "
-                        f"backends in the run: {', '.join(have)}")
+        raise UserError(
+            f"--backends: no {metric!r} rows for {backends[0] if b.empty else backends[1]!r}; "
+            f"backends in the run: {', '.join(have)}"
+        )
     rows = []
     nb_cases = {k: g for k, g in n.groupby(CASE, sort=False)}
     for key, gb in b.groupby(CASE, sort=False):
@@ -217,8 +268,15 @@ def _compare_backends(brows, nrows, backends, threshold, alpha, metric) -> pd.Da
         for rb, rn in pairs:
             res = verdict(rb.to_dict(), rn.to_dict(), threshold, alpha)
             lb, ln = variant_label(rb.backend, rb.algorithm), variant_label(rn.backend, rn.algorithm)
-            rows.append({**dict(zip(CASE, key)), "variant": f"{ln} vs {lb}", "base_variant": lb,
-                         "new_variant": ln, **res})
+            rows.append(
+                {
+                    **dict(zip(CASE, key)),
+                    "variant": f"{ln} vs {lb}",
+                    "base_variant": lb,
+                    "new_variant": ln,
+                    **res,
+                }
+            )
     if not rows:
         raise UserError(f"--backends: {backends[0]} and {backends[1]} share no benchmark")
     return _finish(rows)
@@ -245,8 +303,14 @@ def has_regression(df: pd.DataFrame) -> bool:
 
 
 # ------------------------------------------------------------------------------ rendering
-SYMBOL = {"regressed": "🔴 regressed", "broken": "🔴 broken", "improved": "🟢 improved", "unchanged": "unchanged",
-          "missing": "missing", "new": "new"}
+SYMBOL = {
+    "regressed": "🔴 regressed",
+    "broken": "🔴 broken",
+    "improved": "🟢 improved",
+    "unchanged": "unchanged",
+    "missing": "missing",
+    "new": "new",
+}
 
 
 def display(df: pd.DataFrame) -> pd.DataFrame:
@@ -264,7 +328,9 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
     out["base ms"] = (df.base_median * 1e3).map(fmt)
     out["new ms"] = (df.new_median * 1e3).map(fmt)
     out["ratio"] = df.ratio.map(lambda v: fmt(v, 3))
-    out["change"] = df.change_pct.map(lambda v: (("+" if v > 0 else "") + fmt(v, 3) + "%") if pd.notna(v) else "")
+    out["change"] = df.change_pct.map(
+        lambda v: (("+" if v > 0 else "") + fmt(v, 3) + "%") if pd.notna(v) else ""
+    )
     out["p"] = df.p_value.map(lambda v: fmt(v, 2))
     out["n"] = [f"{a}/{b}" if a or b else "" for a, b in zip(df.n_base, df.n_new)]
     out["verdict"] = df.verdict.map(SYMBOL)
@@ -280,17 +346,23 @@ def summary_line(df: pd.DataFrame) -> str:
 
 def _blocks(df: pd.DataFrame) -> list:
     a = df.attrs
-    blocks = [Para(f"Base `{a.get('base', '')}` → new `{a.get('new', '')}`: ratio = new median / base median "
-                   f"of the `{a.get('metric', 'time')}` metric; regressed/improved needs the ratio beyond "
-                   f"{a.get('threshold', 1.1):.3g}× (or below 1/{a.get('threshold', 1.1):.3g}) and a significant "
-                   f"two-sided Mann–Whitney U test on the samples (p < {a.get('alpha', 0.05):g}).")]
+    blocks = [
+        Para(
+            f"Base `{a.get('base', '')}` → new `{a.get('new', '')}`: ratio = new median / base median "
+            f"of the `{a.get('metric', 'time')}` metric; regressed/improved needs the ratio beyond "
+            f"{a.get('threshold', 1.1):.3g}× (or below 1/{a.get('threshold', 1.1):.3g}) and a significant "
+            f"two-sided Mann–Whitney U test on the samples (p < {a.get('alpha', 0.05):g})."
+        )
+    ]
     kind = "error" if has_regression(df) else "info"
     blocks.append(Note(summary_line(df), kind))
     blocks.append(Heading(2, "Per benchmark"))
 
     def cls(col, text):
         if col == "verdict":
-            return "bad" if ("regressed" in text or "broken" in text) else ("good" if "improved" in text else "")
+            return (
+                "bad" if ("regressed" in text or "broken" in text) else ("good" if "improved" in text else "")
+            )
         return ""
 
     blocks.append(Table(display(df), cell_class=cls, max_md_rows=200))

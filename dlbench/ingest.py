@@ -35,9 +35,14 @@ import pandas as pd
 from dlbench.errors import UserError
 from dlbench.results import normalize
 
-ASV_METRICS = {"time": ("time", "s"), "peakmem": ("peakmem", "bytes"), "mem": ("mem", "bytes"),
-               "track_gflops": ("gflops", "GFLOP/s"), "track_gbs": ("gbs", "GB/s"),
-               "track_compile_time": ("compile_time", "s")}
+ASV_METRICS = {
+    "time": ("time", "s"),
+    "peakmem": ("peakmem", "bytes"),
+    "mem": ("mem", "bytes"),
+    "track_gflops": ("gflops", "GFLOP/s"),
+    "track_gbs": ("gbs", "GB/s"),
+    "track_compile_time": ("compile_time", "s"),
+}
 
 
 # ------------------------------------------------------------------------------ detection
@@ -102,8 +107,10 @@ def _suite_lookup():
     try:
         from dlbench.suites.asv_benchmarks import class_name
     except Exception:  # noqa: BLE001
+
         def class_name(s):
             return re.sub(r"\W", "_", s)
+
     names, cases = {}, {}
     try:
         suites = list_suites()
@@ -131,7 +138,7 @@ def _asv_metric(method: str, bench_type: str, unit: str) -> tuple[str, str]:
     if method.startswith("mem_"):
         return "mem", "bytes"
     if method.startswith("track_"):
-        return method[len("track_"):], unit or ""
+        return method[len("track_") :], unit or ""
     return method, unit or ""
 
 
@@ -150,8 +157,9 @@ def _num(x) -> float:
     return v
 
 
-def from_asv_file(path: str | Path, benchmarks: dict | None = None, machine: dict | None = None,
-                  lookup=None) -> tuple[pd.DataFrame, dict]:
+def from_asv_file(
+    path: str | Path, benchmarks: dict | None = None, machine: dict | None = None, lookup=None
+) -> tuple[pd.DataFrame, dict]:
     """Rows and meta of one asv result file (``<results>/<machine>/<commit>-<env>.json``)."""
     path = Path(path)
     d = _read_json(path)
@@ -164,9 +172,21 @@ def from_asv_file(path: str | Path, benchmarks: dict | None = None, machine: dic
         mj = path.parent / "machine.json"
         machine = _read_json(mj) if mj.exists() else {}
     names, cases = lookup or _suite_lookup()
-    cols = d.get("result_columns") or ["result", "params", "version", "started_at", "duration",
-                                       "stats_ci_99_a", "stats_ci_99_b", "stats_q_25", "stats_q_75",
-                                       "stats_number", "stats_repeat", "samples", "profile"]
+    cols = d.get("result_columns") or [
+        "result",
+        "params",
+        "version",
+        "started_at",
+        "duration",
+        "stats_ci_99_a",
+        "stats_ci_99_b",
+        "stats_q_25",
+        "stats_q_75",
+        "stats_number",
+        "stats_repeat",
+        "samples",
+        "profile",
+    ]
     commit = str(d.get("commit_hash", ""))
     mname = str(d.get("params", {}).get("machine") or machine.get("machine") or path.parent.name)
     run_id = f"asv-{commit[:8]}-{mname}"
@@ -195,44 +215,90 @@ def from_asv_file(path: str | Path, benchmarks: dict | None = None, machine: dic
         for i, combo in enumerate(combos):
             value = _num(result[i]) if i < len(result) else math.nan
             pvals = [_unquote(p) for p in combo]
-            row = {"run_id": run_id, "timestamp": stamp, "git_rev": commit[:12], "machine": mname,
-                   "metric": metric, "unit": unit, "value": value, "dtype": "", "threads": np.nan,
-                   "device": "cpu", "chosen": "", "message": "", "status": "ok"}
-            suite_cls = cls[:-len("_compile")] if cls.endswith("_compile") else cls
+            row = {
+                "run_id": run_id,
+                "timestamp": stamp,
+                "git_rev": commit[:12],
+                "machine": mname,
+                "metric": metric,
+                "unit": unit,
+                "value": value,
+                "dtype": "",
+                "threads": np.nan,
+                "device": "cpu",
+                "chosen": "",
+                "message": "",
+                "status": "ok",
+            }
+            suite_cls = cls[: -len("_compile")] if cls.endswith("_compile") else cls
             if parts[0] == "asv_benchmarks" and suite_cls in names and len(pvals) == 2:
                 suite, case_name, variant = names[suite_cls], pvals[0], pvals[1]
                 backend, _, algorithm = variant.partition("/")
                 case = cases.get((suite, case_name))
-                row.update(suite=suite, benchmark=case_name, backend=backend, algorithm=algorithm or "default",
-                           op=case.op if case else "", dtype=case.dtype if case else "",
-                           params=case.params_json if case else json.dumps({}),
-                           device="gpu" if backend == "numba-cuda" else "cpu")
+                row.update(
+                    suite=suite,
+                    benchmark=case_name,
+                    backend=backend,
+                    algorithm=algorithm or "default",
+                    op=case.op if case else "",
+                    dtype=case.dtype if case else "",
+                    params=case.params_json if case else json.dumps({}),
+                    device="gpu" if backend == "numba-cuda" else "cpu",
+                )
             else:
-                row.update(suite="asv", benchmark=".".join(parts[:-1] + [method]), op=method,
-                           params=json.dumps(dict(zip(param_names, pvals)), sort_keys=True),
-                           backend="", algorithm="default")
+                row.update(
+                    suite="asv",
+                    benchmark=".".join(parts[:-1] + [method]),
+                    op=method,
+                    params=json.dumps(dict(zip(param_names, pvals)), sort_keys=True),
+                    backend="",
+                    algorithm="default",
+                )
             if not math.isfinite(value):
                 row.update(status="skipped", message="asv: n/a (skipped in setup, failed or not run)")
             if metric == "time" and math.isfinite(value):
                 q25, q75 = _num(col("stats_q_25", i)), _num(col("stats_q_75", i))
                 samples = col("samples", i)
-                row.update(median=value, iqr=q75 - q25 if math.isfinite(q25) and math.isfinite(q75) else np.nan,
-                           n_samples=_num(col("stats_repeat", i)))
+                row.update(
+                    median=value,
+                    iqr=q75 - q25 if math.isfinite(q25) and math.isfinite(q75) else np.nan,
+                    n_samples=_num(col("stats_repeat", i)),
+                )
                 if isinstance(samples, list) and samples:
                     s = np.asarray([_num(x) for x in samples], float)
-                    row.update(samples=",".join(f"{x:.6g}" for x in s), min=float(np.nanmin(s)),
-                               n_samples=len(s),
-                               cv=float(np.nanstd(s, ddof=1) / np.nanmean(s)) if len(s) > 1 else np.nan)
+                    row.update(
+                        samples=",".join(f"{x:.6g}" for x in s),
+                        min=float(np.nanmin(s)),
+                        n_samples=len(s),
+                        cv=float(np.nanstd(s, ddof=1) / np.nanmean(s)) if len(s) > 1 else np.nan,
+                    )
             rows.append(row)
     df = normalize(pd.DataFrame(rows)) if rows else normalize(pd.DataFrame(columns=["run_id"]))
     df = _add_derived(df, cases)
-    meta = {"run_id": run_id, "source": "asv", "path": str(path), "git_rev": commit[:12],
-            "commit_hash": commit, "started": stamp, "status": "complete", "fingerprint": mname,
-            "machine": {"hostname": mname, "cpu_model": machine.get("cpu", ""), "cores": machine.get("num_cpu", ""),
-                        "os": machine.get("os", ""), "mem_gib": _ram_gib(machine.get("ram")),
-                        "arch": machine.get("arch", "")},
-            "asv": {"env_name": d.get("env_name", ""), "python": d.get("python", ""),
-                    "requirements": d.get("requirements", {}), "machine": mname}}
+    meta = {
+        "run_id": run_id,
+        "source": "asv",
+        "path": str(path),
+        "git_rev": commit[:12],
+        "commit_hash": commit,
+        "started": stamp,
+        "status": "complete",
+        "fingerprint": mname,
+        "machine": {
+            "hostname": mname,
+            "cpu_model": machine.get("cpu", ""),
+            "cores": machine.get("num_cpu", ""),
+            "os": machine.get("os", ""),
+            "mem_gib": _ram_gib(machine.get("ram")),
+            "arch": machine.get("arch", ""),
+        },
+        "asv": {
+            "env_name": d.get("env_name", ""),
+            "python": d.get("python", ""),
+            "requirements": d.get("requirements", {}),
+            "machine": mname,
+        },
+    }
     return df, meta
 
 
@@ -246,8 +312,14 @@ def _add_derived(df: pd.DataFrame, cases: dict) -> pd.DataFrame:
     did not record them itself."""
     if df.empty:
         return df
-    have = set(map(tuple, df[df.metric.isin(["gflops", "gbs"])][["benchmark", "backend", "algorithm", "metric"]]
-                   .itertuples(index=False)))
+    have = set(
+        map(
+            tuple,
+            df[df.metric.isin(["gflops", "gbs"])][["benchmark", "backend", "algorithm", "metric"]].itertuples(
+                index=False
+            ),
+        )
+    )
     extra = []
     for _, r in df[(df.metric == "time") & (df.status == "ok")].iterrows():
         case = cases.get((r.suite, r.benchmark))
@@ -261,9 +333,21 @@ def _add_derived(df: pd.DataFrame, cases: dict) -> pd.DataFrame:
             except Exception:  # noqa: BLE001
                 continue
             if math.isfinite(w) and w > 0:
-                extra.append({**r.to_dict(), "metric": metric, "unit": unit, "value": w / r.value / 1e9,
-                              "min": np.nan, "median": np.nan, "iqr": np.nan, "cv": np.nan,
-                              "n_samples": np.nan, "samples": "", "message": "derived from the median time"})
+                extra.append(
+                    {
+                        **r.to_dict(),
+                        "metric": metric,
+                        "unit": unit,
+                        "value": w / r.value / 1e9,
+                        "min": np.nan,
+                        "median": np.nan,
+                        "iqr": np.nan,
+                        "cv": np.nan,
+                        "n_samples": np.nan,
+                        "samples": "",
+                        "message": "derived from the median time",
+                    }
+                )
     if extra:
         df = normalize(pd.concat([df, pd.DataFrame(extra)], ignore_index=True))
     return df
@@ -283,8 +367,10 @@ def from_asv(path: str | Path) -> list[tuple[pd.DataFrame, dict]]:
     if (root / "machine.json").exists() and not (root / "benchmarks.json").exists():
         machine_dirs, bench_path = [root], root.parent / "benchmarks.json"
     else:
-        machine_dirs, bench_path = [d for d in _subdirs(root) if (d / "machine.json").exists()], \
-            root / "benchmarks.json"
+        machine_dirs, bench_path = (
+            [d for d in _subdirs(root) if (d / "machine.json").exists()],
+            root / "benchmarks.json",
+        )
     benchmarks = _read_json(bench_path) if bench_path.exists() else {}
     lookup = _suite_lookup()
     out = []
@@ -298,8 +384,10 @@ def from_asv(path: str | Path) -> list[tuple[pd.DataFrame, dict]]:
             except UserError:
                 continue
     if not out:
-        raise UserError(f"{root}: asv results folder holds no result files (run `asv run --python=same "
-                        "--set-commit-hash HEAD` first)")
+        raise UserError(
+            f"{root}: asv results folder holds no result files (run `asv run --python=same "
+            "--set-commit-hash HEAD` first)"
+        )
     out.sort(key=lambda rm: (rm[1]["machine"]["hostname"], rm[1]["started"]))
     return out
 
@@ -329,19 +417,38 @@ def from_pytest_benchmark(path: str | Path) -> tuple[pd.DataFrame, dict]:
         params = ex.get("params")
         if params is None:
             params = {k: v for k, v in bparams.items() if k != "backend"}
-        base = {"run_id": run_id, "timestamp": stamp, "suite": ex.get("suite") or "pytest-benchmark",
-                "benchmark": ex.get("case") or b.get("name", ""), "op": ex.get("op") or b.get("group") or "",
-                "params": params if isinstance(params, str) else json.dumps(params, sort_keys=True, default=str),
-                "backend": backend, "algorithm": ex.get("algorithm") or "default", "chosen": ex.get("chosen", ""),
-                "dtype": ex.get("dtype", ""), "threads": ex.get("threads", np.nan),
-                "device": ex.get("device") or ("gpu" if backend == "numba-cuda" else "cpu"),
-                "git_rev": rev, "machine": fp, "status": "ok", "message": b.get("fullname", "")}
+        base = {
+            "run_id": run_id,
+            "timestamp": stamp,
+            "suite": ex.get("suite") or "pytest-benchmark",
+            "benchmark": ex.get("case") or b.get("name", ""),
+            "op": ex.get("op") or b.get("group") or "",
+            "params": params if isinstance(params, str) else json.dumps(params, sort_keys=True, default=str),
+            "backend": backend,
+            "algorithm": ex.get("algorithm") or "default",
+            "chosen": ex.get("chosen", ""),
+            "dtype": ex.get("dtype", ""),
+            "threads": ex.get("threads", np.nan),
+            "device": ex.get("device") or ("gpu" if backend == "numba-cuda" else "cpu"),
+            "git_rev": rev,
+            "machine": fp,
+            "status": "ok",
+            "message": b.get("fullname", ""),
+        }
         data = st.get("data") or []
         median = _num(st.get("median"))
-        row = {**base, "metric": "time", "value": median, "unit": "s", "median": median,
-               "min": _num(st.get("min")), "iqr": _num(st.get("iqr")), "n_samples": st.get("rounds"),
-               "cv": _num(st.get("stddev")) / _num(st.get("mean")) if _num(st.get("mean")) > 0 else np.nan,
-               "samples": ",".join(f"{_num(x):.6g}" for x in data)}
+        row = {
+            **base,
+            "metric": "time",
+            "value": median,
+            "unit": "s",
+            "median": median,
+            "min": _num(st.get("min")),
+            "iqr": _num(st.get("iqr")),
+            "n_samples": st.get("rounds"),
+            "cv": _num(st.get("stddev")) / _num(st.get("mean")) if _num(st.get("mean")) > 0 else np.nan,
+            "samples": ",".join(f"{_num(x):.6g}" for x in data),
+        }
         if not math.isfinite(median):
             row.update(status="error", message="pytest-benchmark recorded no timing")
         rows.append(row)
@@ -351,18 +458,36 @@ def from_pytest_benchmark(path: str | Path) -> tuple[pd.DataFrame, dict]:
                 rows.append({**base, "metric": metric, "value": w / median / 1e9, "unit": unit})
         cal = dl.get("calibration") or {}
         if median > 0 and cal:
-            for key, metric, ceil in (("flops", "frac_peak_flops", "peak_gflops"), ("bytes", "frac_peak_bw", "bw_gbs")):
+            for key, metric, ceil in (
+                ("flops", "frac_peak_flops", "peak_gflops"),
+                ("bytes", "frac_peak_bw", "bw_gbs"),
+            ):
                 w, c = _num(ex.get(key)), _num(cal.get(ceil))
                 if math.isfinite(w) and w > 0 and c > 0:
                     rows.append({**base, "metric": metric, "value": w / median / 1e9 / c, "unit": "fraction"})
     df = normalize(pd.DataFrame(rows)) if rows else normalize(pd.DataFrame(columns=["run_id"]))
     cpu = mi.get("cpu") or {}
-    machine = dl.get("machine") or {"hostname": mi.get("node", ""), "cpu_model": cpu.get("brand_raw", ""),
-                                    "cores": cpu.get("count", ""), "os": f"{mi.get('system', '')} {mi.get('release', '')}",
-                                    "arch": cpu.get("arch", mi.get("machine", ""))}
-    meta = {"run_id": run_id, "source": "pytest-benchmark", "path": str(path), "git_rev": rev, "started": stamp,
-            "status": "complete", "fingerprint": fp, "machine": machine, "calibration": dl.get("calibration") or {},
-            "threads": dl.get("threads") or {}, "versions": dl.get("versions") or
-            {"python": mi.get("python_version", ""), "pytest-benchmark": d.get("version", "")},
-            "blas": dl.get("blas") or {}, "command": "pytest " + " ".join(str(x) for x in dl.get("argv", []))}
+    machine = dl.get("machine") or {
+        "hostname": mi.get("node", ""),
+        "cpu_model": cpu.get("brand_raw", ""),
+        "cores": cpu.get("count", ""),
+        "os": f"{mi.get('system', '')} {mi.get('release', '')}",
+        "arch": cpu.get("arch", mi.get("machine", "")),
+    }
+    meta = {
+        "run_id": run_id,
+        "source": "pytest-benchmark",
+        "path": str(path),
+        "git_rev": rev,
+        "started": stamp,
+        "status": "complete",
+        "fingerprint": fp,
+        "machine": machine,
+        "calibration": dl.get("calibration") or {},
+        "threads": dl.get("threads") or {},
+        "versions": dl.get("versions")
+        or {"python": mi.get("python_version", ""), "pytest-benchmark": d.get("version", "")},
+        "blas": dl.get("blas") or {},
+        "command": "pytest " + " ".join(str(x) for x in dl.get("argv", [])),
+    }
     return df, meta

@@ -130,21 +130,37 @@ def runs_table(sources: list[Source]) -> pd.DataFrame:
         threads = th.get("threads", "") if isinstance(th, dict) else (th or "")
         blas = meta.get("blas") or {}
         versions = meta.get("versions") or {}
-        vers = ", ".join(f"{k} {v}" for k, v in versions.items() if v and k in
-                         ("python", "numpy", "numba", "torch", "Cython", "scipy", "pytest-benchmark"))
-        counts = s.rows.drop_duplicates(["suite", "benchmark", "params", "backend", "algorithm", "dtype"]) \
-            .status.value_counts().to_dict() if not s.rows.empty else {}
+        vers = ", ".join(
+            f"{k} {v}"
+            for k, v in versions.items()
+            if v and k in ("python", "numpy", "numba", "torch", "Cython", "scipy", "pytest-benchmark")
+        )
+        counts = (
+            s.rows.drop_duplicates(["suite", "benchmark", "params", "backend", "algorithm", "dtype"])
+            .status.value_counts()
+            .to_dict()
+            if not s.rows.empty
+            else {}
+        )
         fields[s.label] = {
-            "source": s.kind, "path": s.path, "run id": meta.get("run_id", ""),
-            "started": meta.get("started", ""), "finished": meta.get("finished", ""),
+            "source": s.kind,
+            "path": s.path,
+            "run id": meta.get("run_id", ""),
+            "started": meta.get("started", ""),
+            "finished": meta.get("finished", ""),
             "status": meta.get("status", "") + (" (partial)" if meta.get("status") == "running" else ""),
             "suites": ", ".join(sorted(set(s.rows.suite))) if not s.rows.empty else "",
             "variants": ", ".join(f"{v} {k}" for k, v in counts.items()),
             "quick": str(meta.get("quick", "")),
-            "git revision": meta.get("git_rev", ""), "command": meta.get("command", ""),
-            "host": m.get("hostname", ""), "machine": _machine_line(m), "ISA": m.get("isa", ""),
-            "GPU": m.get("gpu", "") or ("none" if m else ""), "OS": m.get("os", ""),
-            "fingerprint": meta.get("fingerprint", ""), "threads": str(threads),
+            "git revision": meta.get("git_rev", ""),
+            "command": meta.get("command", ""),
+            "host": m.get("hostname", ""),
+            "machine": _machine_line(m),
+            "ISA": m.get("isa", ""),
+            "GPU": m.get("gpu", "") or ("none" if m else ""),
+            "OS": m.get("os", ""),
+            "fingerprint": meta.get("fingerprint", ""),
+            "threads": str(threads),
             "BLAS": blas.get("blas_all", "") if isinstance(blas, dict) else str(blas),
             "versions": vers,
         }
@@ -159,14 +175,21 @@ def calibration_table(sources: list[Source]) -> pd.DataFrame:
         cal = s.calibration
         if not cal:
             continue
-        d = {"peak GFLOP/s (ceiling)": f"{fmt(cal.get('peak_gflops'))} ({cal.get('peak_source', '')})",
-             "bandwidth GB/s (ceiling)": f"{fmt(cal.get('bw_gbs'))} ({cal.get('bw_source', '')})",
-             "ridge point FLOP/byte": fmt(_ratio(cal.get("peak_gflops"), cal.get("bw_gbs")), 3),
-             "threads": str(cal.get("threads", "")), "measured at": str(cal.get("measured_at", ""))}
+        d = {
+            "peak GFLOP/s (ceiling)": f"{fmt(cal.get('peak_gflops'))} ({cal.get('peak_source', '')})",
+            "bandwidth GB/s (ceiling)": f"{fmt(cal.get('bw_gbs'))} ({cal.get('bw_source', '')})",
+            "ridge point FLOP/byte": fmt(_ratio(cal.get("peak_gflops"), cal.get("bw_gbs")), 3),
+            "threads": str(cal.get("threads", "")),
+            "measured at": str(cal.get("measured_at", "")),
+        }
         for k, v in cal.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and (k.endswith("_gflops") or
-                                                                           k.endswith("_gbs")) \
-                    and "_n" not in k and k not in ("peak_gflops", "bw_gbs"):
+            if (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and (k.endswith("_gflops") or k.endswith("_gbs"))
+                and "_n" not in k
+                and k not in ("peak_gflops", "bw_gbs")
+            ):
                 d[k] = fmt(v)
         cols[s.label] = d
     if not cols:
@@ -184,9 +207,14 @@ def _ratio(a, b) -> float:
 def header_blocks(sources: list[Source]) -> list:
     import dlbench
 
-    blocks = [Para(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by dlbench {dlbench.__version__} from "
-                   f"{len(sources)} source{'s' if len(sources) != 1 else ''}: "
-                   + ", ".join(f"`{s.label}` ({s.kind})" for s in sources) + ".")]
+    blocks = [
+        Para(
+            f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by dlbench {dlbench.__version__} from "
+            f"{len(sources)} source{'s' if len(sources) != 1 else ''}: "
+            + ", ".join(f"`{s.label}` ({s.kind})" for s in sources)
+            + "."
+        )
+    ]
     for s in sources:
         for w in s.warnings:
             blocks.append(Note(f"{s.label}: {w}", "warn"))
@@ -197,7 +225,7 @@ def header_blocks(sources: list[Source]) -> list:
     blocks.append(Table(runs_table(sources)))
     cal = calibration_table(sources)
     if not cal.empty:
-        blocks.append(Heading(3, "Calibration (the ceilings every \"% of peak\" divides by)"))
+        blocks.append(Heading(3, 'Calibration (the ceilings every "% of peak" divides by)'))
         blocks.append(Table(cal, md=True))
     return blocks
 
@@ -209,16 +237,27 @@ def _roofline_panel(src: Source, vt: pd.DataFrame) -> dict:
         ok = vt[(vt.status == "ok") & (vt.gflops > 0) & (vt.gbs > 0)]
         pts = pd.DataFrame({"oi": ok.gflops / ok.gbs, "gflops": ok.gflops, "backend": ok.backend})
     cal = src.calibration
-    ceilings = {k.replace("_gflops", ""): float(v) for k, v in cal.items()
-                if isinstance(v, (int, float)) and k.endswith("_gflops") and k != "peak_gflops" and "_n" not in k}
-    bw_ceilings = {k.replace("_gbs", ""): float(v) for k, v in cal.items()
-                   if isinstance(v, (int, float)) and k.endswith("_gbs") and k != "bw_gbs" and "_n" not in k}
-    return {"title": src.label, "points": pts, "peak": cal.get("peak_gflops"), "bw": cal.get("bw_gbs"),
-            "ceilings": ceilings, "bw_ceilings": bw_ceilings}
+    ceilings = {
+        k.replace("_gflops", ""): float(v)
+        for k, v in cal.items()
+        if isinstance(v, (int, float)) and k.endswith("_gflops") and k != "peak_gflops" and "_n" not in k
+    }
+    bw_ceilings = {
+        k.replace("_gbs", ""): float(v)
+        for k, v in cal.items()
+        if isinstance(v, (int, float)) and k.endswith("_gbs") and k != "bw_gbs" and "_n" not in k
+    }
+    return {
+        "title": src.label,
+        "points": pts,
+        "peak": cal.get("peak_gflops"),
+        "bw": cal.get("bw_gbs"),
+        "ceilings": ceilings,
+        "bw_ceilings": bw_ceilings,
+    }
 
 
 def _bar_metric(vt: pd.DataFrame) -> tuple[str, str]:
-    units = vt.attrs.get("units", {})
     for m, u in (("gflops", "GFLOP/s"), ("gbs", "GB/s")):
         if m in vt and vt[m].notna().any():
             return m, u
@@ -245,33 +284,52 @@ def throughput_section(suite: str, sources: list[Source]) -> list:
     if bests:
         b = pd.concat(bests, ignore_index=True)
         blocks.append(Heading(3, "Best of our kernels vs the peers"))
-        blocks.append(Para("Per benchmark, the fastest of our kernels (numba, cython, numba-cuda, user "
-                           "kernels) against the fastest torch and NumPy variants; speedup > 1× means ours is "
-                           "faster.", md=False))
+        blocks.append(
+            Para(
+                "Per benchmark, the fastest of our kernels (numba, cython, numba-cuda, user "
+                "kernels) against the fastest torch and NumPy variants; speedup > 1× means ours is "
+                "faster.",
+                md=False,
+            )
+        )
         blocks.append(Table(best_display(b, b._run if multi else None), cell_class=_speedup_class))
 
     blocks.append(Heading(3, "Throughput"))
     if multi:
         sbs = side_by_side(vts)
-        blocks.append(Para("Side by side (median per call; the last columns are time ratios to the first "
-                           "source: > 1 is slower)."))
+        blocks.append(
+            Para(
+                "Side by side (median per call; the last columns are time ratios to the first "
+                "source: > 1 is slower)."
+            )
+        )
         blocks.append(Table(sbs, cell_class=_ratio_class))
         for label, vt in vts.items():
-            blocks.append(Details(f"All columns: {label}", [Table(throughput_display(vt), cell_class=_speedup_class)]))
+            blocks.append(
+                Details(f"All columns: {label}", [Table(throughput_display(vt), cell_class=_speedup_class)])
+            )
     else:
-        (label, vt), = vts.items()
+        ((label, vt),) = vts.items()
         blocks.append(Table(throughput_display(vt), cell_class=_speedup_class))
 
     panels = [_roofline_panel(srcs[label], vt) for label, vt in vts.items()]
     png = _plot(figs.roofline, panels)
-    blocks += _fig(png, f"Roofline of suite {suite}: operational intensity (FLOP/byte from the op's models) vs "
-                        "attained GFLOP/s, under the measured compute ceiling and bandwidth slope "
-                        "(dashed: other measured ceilings).")
+    blocks += _fig(
+        png,
+        f"Roofline of suite {suite}: operational intensity (FLOP/byte from the op's models) vs "
+        "attained GFLOP/s, under the measured compute ceiling and bandwidth slope "
+        "(dashed: other measured ceilings).",
+    )
     allv = pd.concat([vt.assign(source=label) for label, vt in vts.items()], ignore_index=True)
     allv.attrs["units"] = next(iter(vts.values())).attrs.get("units", {})
     metric, unit = _bar_metric(allv)
-    png = _plot(figs.throughput_bars, allv, metric, unit, f"{suite}: {unit} per variant"
-                               + (" (hatching: source)" if multi else ""))
+    png = _plot(
+        figs.throughput_bars,
+        allv,
+        metric,
+        unit,
+        f"{suite}: {unit} per variant" + (" (hatching: source)" if multi else ""),
+    )
     blocks += _fig(png, f"{unit} per benchmark and variant.")
 
     chosen = [chosen_table(vt).assign(run=label) for label, vt in vts.items()]
@@ -298,7 +356,8 @@ def throughput_section(suite: str, sources: list[Source]) -> list:
         p = pd.concat(probs, ignore_index=True)
         n_err = int((p.status == "error").sum())
         summary = f"{len(p)} variant(s) not measured: " + ", ".join(
-            f"{v} {k}" for k, v in p.status.value_counts().items())
+            f"{v} {k}" for k, v in p.status.value_counts().items()
+        )
         if n_err:
             blocks.append(Note(summary, "error"))
         blocks.append(Details(summary, [Table(p if multi else p.drop(columns="run"))]))
@@ -333,14 +392,17 @@ def _ratio_class(col: str, text: str) -> str:
 def _conv_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (benchmark, optimizer backend, optimizer): median [95 % CI] of the convergence metrics."""
     out = []
-    for (bench, params, backend, opt), g in rows.groupby(["benchmark", "params", "backend", "algorithm"],
-                                                          sort=False):
+    for (bench, _params, backend, opt), g in rows.groupby(
+        ["benchmark", "params", "backend", "algorithm"], sort=False
+    ):
         rec = {"benchmark": bench, "optimizer": opt, "backend": backend}
         st = g.status.iloc[0]
         by = g.drop_duplicates("metric").set_index("metric")
-        for metric, name, digits in (("iters_to_target", "iterations to target", 4),
-                                     ("seconds_to_target", "seconds to target", 3),
-                                     ("final_excess", "final excess", 3)):
+        for metric, name, digits in (
+            ("iters_to_target", "iterations to target", 4),
+            ("seconds_to_target", "seconds to target", 3),
+            ("final_excess", "final excess", 3),
+        ):
             if metric not in by.index:
                 continue
             r = by.loc[metric]
@@ -378,8 +440,9 @@ def profiles_from_rows(rows: pd.DataFrame, metric: str = "iters_to_target") -> p
         return pd.DataFrame()
     wide = d.pivot_table(index=["benchmark", "params"], columns="algorithm", values="value", aggfunc="first")
     if "reached" in set(rows.metric):
-        reach = rows[rows.metric == "reached"].pivot_table(index=["benchmark", "params"], columns="algorithm",
-                                                          values="value", aggfunc="first")
+        reach = rows[rows.metric == "reached"].pivot_table(
+            index=["benchmark", "params"], columns="algorithm", values="value", aggfunc="first"
+        )
         wide = wide.where(reach.reindex_like(wide).fillna(1) >= 0.5, np.inf)
     best = wide.replace(np.inf, np.nan).min(axis=1)
     taus = np.logspace(0, 3, 91)
@@ -387,8 +450,15 @@ def profiles_from_rows(rows: pd.DataFrame, metric: str = "iters_to_target") -> p
     for opt in wide.columns:
         r = (wide[opt] / best).replace(np.nan, np.inf).to_numpy(float)
         for tau in taus:
-            out.append({"optimizer": opt, "tau": tau, "rho": float((r <= tau).mean()), "metric": metric,
-                        "reference": "best per problem"})
+            out.append(
+                {
+                    "optimizer": opt,
+                    "tau": tau,
+                    "rho": float((r <= tau).mean()),
+                    "metric": metric,
+                    "reference": "best per problem",
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -406,8 +476,12 @@ def convergence_section(suite: str, sources: list[Source]) -> list:
         summ = _conv_summary(rows)
         if not summ.empty:
             blocks.append(Heading(3, "Time to target" + tag))
-            blocks.append(Para("Median over the final seeds at the best learning rate, with the 95 % bootstrap CI "
-                               "in brackets; seconds exclude the evaluation of J(θ)."))
+            blocks.append(
+                Para(
+                    "Median over the final seeds at the best learning rate, with the 95 % bootstrap CI "
+                    "in brackets; seconds exclude the evaluation of J(θ)."
+                )
+            )
             blocks.append(Table(summ, cell_class=_speedup_class))
         curves = _filter_bench(s.tables.get("curves"), benches)
         if not curves.empty:
@@ -418,20 +492,28 @@ def convergence_section(suite: str, sources: list[Source]) -> list:
                 key = key if isinstance(key, tuple) else (key,)
                 title = " ".join([str(key[0])] + [t for t in (short_params(str(k)) for k in key[1:]) if t])
                 png = _plot(figs.loss_curves, g, title, value)
-                blocks += _fig(png, f"{title}: {value} vs iterations and vs seconds; line = median over seeds, "
-                                    "band = min–max.")
+                blocks += _fig(
+                    png,
+                    f"{title}: {value} vs iterations and vs seconds; line = median over seeds, "
+                    "band = min–max.",
+                )
         sens = _filter_bench(s.tables.get("sensitivity"), benches)
         if not sens.empty:
             blocks.append(Heading(3, "Learning-rate sensitivity" + tag, md=False))
             value = "final_excess" if "final_excess" in sens else "final_loss"
             for prob, g in sens.groupby("problem", sort=False):
                 png = _plot(figs.lr_sensitivity, g, f"{prob}", value)
-                blocks += _fig(png, f"{prob}: median {value} over the tuning seeds at each learning rate of the grid.")
+                blocks += _fig(
+                    png, f"{prob}: median {value} over the tuning seeds at each learning rate of the grid."
+                )
             if "iters_to_target" in sens:
                 t = sens.groupby(["problem", "optimizer", "lr"]).iters_to_target.median().unstack("lr")
                 t.columns = [fmt(c, 2) for c in t.columns]
-                blocks.append(Details("Median iterations to target per learning rate",
-                                      [Table(t.map(fmt).reset_index())]))
+                blocks.append(
+                    Details(
+                        "Median iterations to target per learning rate", [Table(t.map(fmt).reset_index())]
+                    )
+                )
         budget = _filter_bench(s.tables.get("tuning_budget"), benches)
         png = _plot(figs.tuning_budget, budget, "Tuning budget") if not budget.empty else None
         if png:
@@ -439,21 +521,37 @@ def convergence_section(suite: str, sources: list[Source]) -> list:
             blocks += _fig(png, "Probability that the best of b random learning rates reaches the target.")
         prof = s.tables.get("profiles")
         if prof is None or prof.empty:
-            prof = pd.concat([profiles_from_rows(rows, m) for m in ("iters_to_target", "seconds_to_target")],
-                             ignore_index=True)
+            prof = pd.concat(
+                [profiles_from_rows(rows, m) for m in ("iters_to_target", "seconds_to_target")],
+                ignore_index=True,
+            )
         if prof is not None and not prof.empty and len(set(prof.optimizer)) > 1:
             blocks.append(Heading(3, "Performance profiles" + tag, md="score" in prof))
             png = _plot(figs.performance_profile, prof, "Dolan–Moré performance profiles")
-            blocks += _fig(png, "ρ(τ): fraction of problems an optimizer solves within τ times the reference.")
+            blocks += _fig(
+                png, "ρ(τ): fraction of problems an optimizer solves within τ times the reference."
+            )
             if "score" in prof:
                 sc = prof[prof.tau.isna() & prof.score.notna()]
                 if not sc.empty:
-                    blocks.append(Table(pd.DataFrame({"optimizer": sc.optimizer.values, "metric": sc.metric.values,
-                                                      "score (area under ρ)": sc.score.map(fmt).values})))
+                    blocks.append(
+                        Table(
+                            pd.DataFrame(
+                                {
+                                    "optimizer": sc.optimizer.values,
+                                    "metric": sc.metric.values,
+                                    "score (area under ρ)": sc.score.map(fmt).values,
+                                }
+                            )
+                        )
+                    )
     if not blocks:
         return blocks
-    other = [s for s in sources if not _suite_rows(s, suite).empty and
-             _suite_rows(s, suite).metric.isin(["time"]).any()]
+    other = [
+        s
+        for s in sources
+        if not _suite_rows(s, suite).empty and _suite_rows(s, suite).metric.isin(["time"]).any()
+    ]
     if other:
         blocks += throughput_section(suite, other)
     return blocks
@@ -472,7 +570,10 @@ def _orphan_curves(sources: list[Source], covered: set) -> list:
         blocks.append(Heading(2, f"Convergence curves ({s.label})"))
         value = "excess" if "excess" in c and (c.excess > 0).all() else "loss"
         for prob, g in c.groupby("problem", sort=False):
-            blocks += _fig(_plot(figs.loss_curves, g, str(prob), value), f"{prob}: {value}, median over seeds, min–max band.")
+            blocks += _fig(
+                _plot(figs.loss_curves, g, str(prob), value),
+                f"{prob}: {value}, median over seeds, min–max band.",
+            )
     return blocks
 
 
@@ -487,25 +588,45 @@ def history_blocks(sources: list[Source]) -> list:
         frames = []
         for h in s.history:
             t = h.rows[(h.rows.metric == "time") & (h.rows.status == "ok")]
-            frames.append(pd.DataFrame({
-                "key": [f"{a}/{b} {variant_label(c, d)}" for a, b, c, d in zip(t.suite, t.benchmark, t.backend,
-                                                                               t.algorithm)],
-                "date": pd.to_datetime(h.meta.get("started") or None), "commit": h.meta.get("git_rev", "")[:8],
-                "value": t.value.values}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "key": [
+                            f"{a}/{b} {variant_label(c, d)}"
+                            for a, b, c, d in zip(t.suite, t.benchmark, t.backend, t.algorithm)
+                        ],
+                        "date": pd.to_datetime(h.meta.get("started") or None),
+                        "commit": h.meta.get("git_rev", "")[:8],
+                        "value": t.value.values,
+                    }
+                )
+            )
         hist = pd.concat(frames, ignore_index=True)
         if hist.empty:
             continue
         blocks.append(Heading(2, f"asv history: {s.machine.get('hostname', '')}", f"asv-{s.label}"))
-        blocks += _fig(_plot(figs.history, hist, f"median time per commit ({len(s.history)} commits)"),
-                       "Median seconds per call at each benchmarked commit (asv).")
+        blocks += _fig(
+            _plot(figs.history, hist, f"median time per commit ({len(s.history)} commits)"),
+            "Median seconds per call at each benchmarked commit (asv).",
+        )
         first, last = s.history[0].meta.get("git_rev", "")[:8], s.history[-1].meta.get("git_rev", "")[:8]
         w = hist.pivot_table(index="key", columns="commit", values="value", aggfunc="first")
         if first in w and last in w:
-            t = pd.DataFrame({"benchmark": w.index, f"{first} ms": (w[first] * 1e3).map(fmt),
-                              f"{last} ms": (w[last] * 1e3).map(fmt),
-                              "ratio": (w[last] / w[first]).map(lambda v: fmt(v, 3))})
-            blocks.append(Table(t.reset_index(drop=True), f"first ({first}) vs latest ({last}) commit",
-                                cell_class=lambda c, x: _ratio_class(c + " time", x) if c == "ratio" else ""))
+            t = pd.DataFrame(
+                {
+                    "benchmark": w.index,
+                    f"{first} ms": (w[first] * 1e3).map(fmt),
+                    f"{last} ms": (w[last] * 1e3).map(fmt),
+                    "ratio": (w[last] / w[first]).map(lambda v: fmt(v, 3)),
+                }
+            )
+            blocks.append(
+                Table(
+                    t.reset_index(drop=True),
+                    f"first ({first}) vs latest ({last}) commit",
+                    cell_class=lambda c, x: _ratio_class(c + " time", x) if c == "ratio" else "",
+                )
+            )
     return blocks
 
 
@@ -545,12 +666,16 @@ def render(sources: list[Source], format: str = "html", title: str | None = None
     if format not in FORMATS:
         raise UserError(f"unknown report format {format!r}; choose from {', '.join(FORMATS)}")
     if all(s.rows.empty for s in sources):
-        raise UserError("no result rows in " + ", ".join(s.path or s.label for s in sources)
-                        + " (an empty or unfinished run?)")
+        raise UserError(
+            "no result rows in "
+            + ", ".join(s.path or s.label for s in sources)
+            + " (an empty or unfinished run?)"
+        )
     if format == "csv":
         return rows_of(sources).to_csv(index=False)
-    title = title or ("dlbench report: " + ", ".join(s.label for s in sources[:3])
-                      + (" …" if len(sources) > 3 else ""))
+    title = title or (
+        "dlbench report: " + ", ".join(s.label for s in sources[:3]) + (" …" if len(sources) > 3 else "")
+    )
     token = _FIGURES.set(format == "html")
     try:
         blocks = build(sources)
@@ -620,7 +745,9 @@ def cli_report(args) -> int:
 
 
 def describe_sources(sources: list[Source]) -> str:
-    return json.dumps([{"label": s.label, "kind": s.kind, "path": s.path, "rows": len(s.rows)} for s in sources])
+    return json.dumps(
+        [{"label": s.label, "kind": s.kind, "path": s.path, "rows": len(s.rows)} for s in sources]
+    )
 
 
 class _CallableModule(__import__("types").ModuleType):

@@ -47,7 +47,7 @@ class Table:
     df: pd.DataFrame
     caption: str = ""
     md: bool = True
-    cell_class: Callable[[str, str], str] | None = None   # (column, cell text) -> CSS class
+    cell_class: Callable[[str, str], str] | None = None  # (column, cell text) -> CSS class
     max_md_rows: int = 60
 
 
@@ -135,7 +135,9 @@ def html_table(t: Table) -> str:
     parts = ["<table>"]
     if t.caption:
         parts.append(f"<caption>{_inline(t.caption)}</caption>")
-    parts.append("<thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns) + "</tr></thead>")
+    parts.append(
+        "<thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns) + "</tr></thead>"
+    )
     parts.append("<tbody>")
     for row in df.itertuples(index=False):
         cells = []
@@ -160,12 +162,17 @@ def render_html(blocks: list, title: str) -> str:
     body = [_html_block(b) for b in blocks]
     toc = ""
     if len(heads) > 2:
-        toc = ('<nav class="toc"><b>Contents</b>: ' + " · ".join(
-            f'<a href="#{h.anchor or slug(h.text)}">{html.escape(h.text)}</a>' for h in heads) + "</nav>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n{toc}\n" + "\n".join(body) + "\n</body></html>\n")
+        toc = (
+            '<nav class="toc"><b>Contents</b>: '
+            + " · ".join(f'<a href="#{h.anchor or slug(h.text)}">{html.escape(h.text)}</a>' for h in heads)
+            + "</nav>"
+        )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n{toc}\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def _html_block(b) -> str:
@@ -180,8 +187,10 @@ def _html_block(b) -> str:
     if isinstance(b, Figure):
         w = f' width="{b.width}"' if b.width else ""
         cap = f"<figcaption>{_inline(b.caption)}</figcaption>" if b.caption else ""
-        return (f'<figure class="dlbench-figure"><img class="dlbench-fig" alt="{html.escape(b.alt or b.caption)}"'
-                f'{w} src="data:image/png;base64,{b.png_b64}">{cap}</figure>')
+        return (
+            f'<figure class="dlbench-figure"><img class="dlbench-fig" alt="{html.escape(b.alt or b.caption)}"'
+            f'{w} src="data:image/png;base64,{b.png_b64}">{cap}</figure>'
+        )
     if isinstance(b, Details):
         inner = "\n".join(_html_block(x) for x in b.blocks)
         return f"<details><summary>{_inline(b.summary)}</summary>\n{inner}\n</details>"

@@ -30,13 +30,13 @@ class Source:
     pytest-benchmark JSON file."""
 
     label: str
-    kind: str                     # "dlbench" | "asv" | "pytest-benchmark" | "dataframe"
+    kind: str  # "dlbench" | "asv" | "pytest-benchmark" | "dataframe"
     rows: pd.DataFrame
     meta: dict = field(default_factory=dict)
     path: str = ""
-    tables: dict = field(default_factory=dict)     # name -> DataFrame (curves, sensitivity, ...)
+    tables: dict = field(default_factory=dict)  # name -> DataFrame (curves, sensitivity, ...)
     warnings: list = field(default_factory=list)
-    history: list = field(default_factory=list)    # asv: every commit's Source (oldest first)
+    history: list = field(default_factory=list)  # asv: every commit's Source (oldest first)
 
     @property
     def calibration(self) -> dict:
@@ -67,7 +67,7 @@ def _read_side_tables(p: Path, warnings: list) -> dict:
 
 def load_dlbench_run(path: Path) -> Source:
     warnings: list[str] = []
-    rows = load_rows(path)      # UserError for missing / empty / corrupt
+    rows = load_rows(path)  # UserError for missing / empty / corrupt
     meta: dict = {}
     mp = path / "meta.json"
     if mp.exists():
@@ -81,8 +81,10 @@ def load_dlbench_run(path: Path) -> Source:
         meta, _ = {}, warnings.append("meta.json does not hold an object: ignored")
     if meta.get("status") == "running":
         n = rows[["benchmark", "backend", "algorithm"]].drop_duplicates().shape[0] if not rows.empty else 0
-        warnings.append(f"partial run: the run did not finish ({n} variants recorded); continue it with "
-                        f"`dlbench run --resume --out {path}`")
+        warnings.append(
+            f"partial run: the run did not finish ({n} variants recorded); continue it with "
+            f"`dlbench run --resume --out {path}`"
+        )
     if (path / "results.parquet").exists():
         try:
             pd.read_parquet(path / "results.parquet", columns=["run_id"])
@@ -108,8 +110,10 @@ def load_path(path: str | os.PathLike) -> list[Source]:
 
     p = Path(path)
     if not p.exists():
-        raise UserError(f"{p} does not exist (expected a results folder, an asv results folder or a "
-                        "pytest-benchmark JSON file)")
+        raise UserError(
+            f"{p} does not exist (expected a results folder, an asv results folder or a "
+            "pytest-benchmark JSON file)"
+        )
     if p.is_file():
         if ingest.is_pytest_benchmark_json(p):
             df, meta = ingest.from_pytest_benchmark(p)
@@ -119,8 +123,10 @@ def load_path(path: str | os.PathLike) -> list[Source]:
         if p.name in ("results.parquet", "results.csv", "meta.json"):
             return [load_dlbench_run(p.parent)]
         if p.suffix == ".json":
-            raise UserError(f"{p}: a JSON file that is neither pytest-benchmark output (--benchmark-json) nor "
-                            "an asv result file")
+            raise UserError(
+                f"{p}: a JSON file that is neither pytest-benchmark output (--benchmark-json) nor "
+                "an asv result file"
+            )
         raise UserError(f"{p} is not a results folder, an asv results folder or a pytest-benchmark JSON file")
     if _is_run_folder(p):
         return [load_dlbench_run(p)]
@@ -137,17 +143,23 @@ def load_path(path: str | os.PathLike) -> list[Source]:
     runs = _runs_under(p)
     if runs:
         names = ", ".join(r.name for r in runs[-5:])
-        raise UserError(f"{p} holds {len(runs)} run folders, not results itself: pass one or more of them "
-                        f"(e.g. {p / 'latest'} or {runs[-1]}); latest ones: {names}")
-    raise UserError(f"{p} holds no results (no results.parquet or results.csv, no asv results, no "
-                    "pytest-benchmark JSON): an empty or unfinished run folder?")
+        raise UserError(
+            f"{p} holds {len(runs)} run folders, not results itself: pass one or more of them "
+            f"(e.g. {p / 'latest'} or {runs[-1]}); latest ones: {names}"
+        )
+    raise UserError(
+        f"{p} holds no results (no results.parquet or results.csv, no asv results, no "
+        "pytest-benchmark JSON): an empty or unfinished run folder?"
+    )
 
 
 def _asv_sources(pairs) -> list[Source]:
     """asv: the latest commit per machine becomes a source; every commit is kept in ``history``."""
     by_machine: dict[str, list[Source]] = {}
     for df, meta in pairs:
-        s = Source(f"asv {meta['git_rev'][:8]} ({meta['machine']['hostname']})", "asv", df, meta, meta["path"])
+        s = Source(
+            f"asv {meta['git_rev'][:8]} ({meta['machine']['hostname']})", "asv", df, meta, meta["path"]
+        )
         by_machine.setdefault(meta["machine"]["hostname"], []).append(s)
     out = []
     for srcs in by_machine.values():

@@ -23,8 +23,16 @@ from dlbench.report_render import fmt
 
 REFERENCE = "numpy"
 PEERS = ("torch", "scipy")
-STD_METRICS = ("time", "compile_time", "first_call", "gflops", "frac_peak_flops", "gbs", "frac_peak_bw",
-               "max_rel_error")
+STD_METRICS = (
+    "time",
+    "compile_time",
+    "first_call",
+    "gflops",
+    "frac_peak_flops",
+    "gbs",
+    "frac_peak_bw",
+    "max_rel_error",
+)
 KEY = ["suite", "benchmark", "params", "dtype", "backend", "algorithm"]
 CASE = ["suite", "benchmark", "params", "dtype"]
 
@@ -61,11 +69,15 @@ def variant_table(rows: pd.DataFrame) -> pd.DataFrame:
     units = r.drop_duplicates("metric").set_index("metric")["unit"].to_dict()
     first = r.sort_values("metric", key=lambda m: m != "time").drop_duplicates(KEY)
     base = first[KEY + ["chosen", "device", "threads", "status", "message"]].set_index(KEY)
-    tm = r[r.metric == "time"].drop_duplicates(KEY).set_index(KEY)[["min", "iqr", "n_samples", "cv", "samples"]]
+    tm = (
+        r[r.metric == "time"]
+        .drop_duplicates(KEY)
+        .set_index(KEY)[["min", "iqr", "n_samples", "cv", "samples"]]
+    )
     wide = r.pivot_table(index=KEY, columns="metric", values="value", aggfunc="first", dropna=False)
     wide.columns = [str(c) for c in wide.columns]
     out = base.join(tm, how="left").join(wide, how="left")
-    order = r[KEY].drop_duplicates().set_index(KEY).index     # the suite's own order of variants
+    order = r[KEY].drop_duplicates().set_index(KEY).index  # the suite's own order of variants
     out = out.reindex(order).reset_index()
     if "time" not in out:
         out["time"] = np.nan
@@ -93,10 +105,18 @@ def best_of_ours(vt: pd.DataFrame) -> pd.DataFrame:
         if ours.empty:
             continue
         b = ours.loc[ours.time.idxmin()]
-        rec = {"suite": key[0], "benchmark": key[1], "params": key[2], "dtype": key[3],
-               "best": variant_label(b.backend, b.algorithm, b.chosen), "time": b.time,
-               "gflops": b.get("gflops", np.nan), "gbs": b.get("gbs", np.nan),
-               "frac_peak_flops": b.get("frac_peak_flops", np.nan), "frac_peak_bw": b.get("frac_peak_bw", np.nan)}
+        rec = {
+            "suite": key[0],
+            "benchmark": key[1],
+            "params": key[2],
+            "dtype": key[3],
+            "best": variant_label(b.backend, b.algorithm, b.chosen),
+            "time": b.time,
+            "gflops": b.get("gflops", np.nan),
+            "gbs": b.get("gbs", np.nan),
+            "frac_peak_flops": b.get("frac_peak_flops", np.nan),
+            "frac_peak_bw": b.get("frac_peak_bw", np.nan),
+        }
         for ref in ("torch", REFERENCE, "scipy"):
             rg = g[g.backend == ref]
             if rg.empty:
@@ -126,10 +146,32 @@ def _pct(v) -> str:
 
 def extra_metrics(vt: pd.DataFrame) -> list[str]:
     """Suite-specific metric columns (e.g. mparams_per_s) present in a variant table."""
-    skip = set(STD_METRICS) | set(KEY) | {"chosen", "device", "threads", "status", "message", "min", "iqr",
-                                          "n_samples", "cv", "samples", "x_numpy", "x_torch"}
-    return [c for c in vt.columns if c not in skip and not c.startswith("_") and vt[c].notna().any()
-            and pd.api.types.is_numeric_dtype(vt[c])]
+    skip = (
+        set(STD_METRICS)
+        | set(KEY)
+        | {
+            "chosen",
+            "device",
+            "threads",
+            "status",
+            "message",
+            "min",
+            "iqr",
+            "n_samples",
+            "cv",
+            "samples",
+            "x_numpy",
+            "x_torch",
+        }
+    )
+    return [
+        c
+        for c in vt.columns
+        if c not in skip
+        and not c.startswith("_")
+        and vt[c].notna().any()
+        and pd.api.types.is_numeric_dtype(vt[c])
+    ]
 
 
 def throughput_display(vt: pd.DataFrame, with_params: bool = True) -> pd.DataFrame:
@@ -148,8 +190,14 @@ def throughput_display(vt: pd.DataFrame, with_params: bool = True) -> pd.DataFra
     out["median ms"] = vt.time.map(_ms)
     out["IQR %"] = (vt.iqr / vt.time).map(_pct)
     out["n"] = vt.n_samples.map(lambda v: "" if pd.isna(v) else str(int(v)))
-    for col, name, f in (("gflops", "GFLOP/s", fmt), ("gbs", "GB/s", fmt), ("frac_peak_flops", "% peak FLOP/s", _pct),
-                         ("frac_peak_bw", "% peak BW", _pct), ("x_numpy", "× numpy", _x), ("x_torch", "× torch", _x)):
+    for col, name, f in (
+        ("gflops", "GFLOP/s", fmt),
+        ("gbs", "GB/s", fmt),
+        ("frac_peak_flops", "% peak FLOP/s", _pct),
+        ("frac_peak_bw", "% peak BW", _pct),
+        ("x_numpy", "× numpy", _x),
+        ("x_torch", "× torch", _x),
+    ):
         if col in vt and vt[col].notna().any():
             out[name] = vt[col].map(f)
     for m in extra_metrics(vt):
@@ -191,7 +239,9 @@ def side_by_side(vts: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if vt.empty:
             continue
         v = vt.assign(variant=[variant_label(b, a) for b, a in zip(vt.backend, vt.algorithm)])
-        d = pd.DataFrame({"benchmark": v.benchmark, "params": v.params, "dtype": v.dtype, "variant": v.variant})
+        d = pd.DataFrame(
+            {"benchmark": v.benchmark, "params": v.params, "dtype": v.dtype, "variant": v.variant}
+        )
         d[f"{label}: ms"] = [_ms(t) if st == "ok" else st for t, st in zip(v.time, v.status)]
         if "gflops" in v and v.gflops.notna().any():
             d[f"{label}: GFLOP/s"] = v.gflops.map(fmt)
@@ -230,11 +280,17 @@ def chosen_table(vt: pd.DataFrame) -> pd.DataFrame:
     sel = vt[(vt.algorithm == "auto") | (vt.chosen.astype(str) != "")]
     if sel.empty:
         return pd.DataFrame()
-    return pd.DataFrame({"benchmark": sel.benchmark.values, "params": sel.params.map(short_params).values,
-                         "dtype": sel.dtype.values, "backend": sel.backend.values,
-                         "algorithm": sel.algorithm.values,
-                         "chosen": sel.chosen.replace("", "(not recorded)").values,
-                         "median ms": sel.time.map(_ms).values})
+    return pd.DataFrame(
+        {
+            "benchmark": sel.benchmark.values,
+            "params": sel.params.map(short_params).values,
+            "dtype": sel.dtype.values,
+            "backend": sel.backend.values,
+            "algorithm": sel.algorithm.values,
+            "chosen": sel.chosen.replace("", "(not recorded)").values,
+            "median ms": sel.time.map(_ms).values,
+        }
+    )
 
 
 def compile_table(vt: pd.DataFrame) -> pd.DataFrame:
@@ -245,14 +301,17 @@ def compile_table(vt: pd.DataFrame) -> pd.DataFrame:
     v = vt[vt.compile_time.notna()]
     v = v.assign(variant=[variant_label(b, a) for b, a in zip(v.backend, v.algorithm)])
     g = v.groupby("variant", sort=False)
-    out = pd.DataFrame({
-        "cases": g.size(),
-        "max compile s": g.compile_time.max().map(lambda x: fmt(x, 3)),
-        "total compile s": g.compile_time.sum().map(lambda x: fmt(x, 3)),
-        "max first call s": (g.first_call.max() if "first_call" in v else g.compile_time.max() * np.nan)
-        .map(lambda x: fmt(x, 3)),
-        "median steady ms": g.time.median().map(_ms),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "cases": g.size(),
+            "max compile s": g.compile_time.max().map(lambda x: fmt(x, 3)),
+            "total compile s": g.compile_time.sum().map(lambda x: fmt(x, 3)),
+            "max first call s": (
+                g.first_call.max() if "first_call" in v else g.compile_time.max() * np.nan
+            ).map(lambda x: fmt(x, 3)),
+            "median steady ms": g.time.median().map(_ms),
+        }
+    ).reset_index()
     order = g.compile_time.max().sort_values(ascending=False).index
     return out.set_index("variant").loc[order].reset_index()
 
@@ -262,9 +321,14 @@ def problems_table(vt: pd.DataFrame) -> pd.DataFrame:
     bad = vt[vt.status != "ok"]
     if bad.empty:
         return pd.DataFrame()
-    return pd.DataFrame({"benchmark": bad.benchmark.values,
-                         "variant": [variant_label(b, a) for b, a in zip(bad.backend, bad.algorithm)],
-                         "status": bad.status.values, "reason": bad.message.astype(str).str.slice(0, 200).values})
+    return pd.DataFrame(
+        {
+            "benchmark": bad.benchmark.values,
+            "variant": [variant_label(b, a) for b, a in zip(bad.backend, bad.algorithm)],
+            "status": bad.status.values,
+            "reason": bad.message.astype(str).str.slice(0, 200).values,
+        }
+    )
 
 
 def status_counts(rows: pd.DataFrame) -> dict:

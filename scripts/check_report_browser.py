@@ -34,7 +34,9 @@ PROBE = """
   var errors = [];
   window.addEventListener('error', function (e) {
     var t = e.target || {};
-    if (t.tagName) { errors.push('resource failed: ' + t.tagName + ' ' + String(t.src || t.href).slice(0, 80)); }
+    if (t.tagName) {
+      errors.push('resource failed: ' + t.tagName + ' ' + String(t.src || t.href).slice(0, 80));
+    }
     else { errors.push('js error: ' + e.message); }
   }, true);
   window.addEventListener('load', function () {
@@ -70,16 +72,28 @@ def find_chromium() -> str | None:
 
 
 def _base_args(chrome: str, profile: str) -> list[str]:
-    args = [chrome, "--headless", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-            "--disable-extensions", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-            "--allow-file-access-from-files"]
+    args = [
+        chrome,
+        "--headless",
+        "--disable-gpu",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--allow-file-access-from-files",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        args.append("--no-sandbox")    # Chromium refuses to run as root with its sandbox
+        args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
     return args
 
 
-def probe(html_path: str | Path, chrome: str | None = None, timeout: float = 90.0,
-          screenshot: str | Path | None = None) -> dict:
+def probe(
+    html_path: str | Path,
+    chrome: str | None = None,
+    timeout: float = 90.0,
+    screenshot: str | Path | None = None,
+) -> dict:
     """Load the report in headless Chromium; return the probe's findings (see module docstring)."""
     chrome = chrome or find_chromium()
     if chrome is None:
@@ -95,15 +109,22 @@ def probe(html_path: str | Path, chrome: str | None = None, timeout: float = 90.
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         m = re.search(r'<pre id="dlbench-probe">(.*?)</pre>', r.stdout, re.S)
         if not m:
-            return {"errors": [f"the probe did not run (chromium exit {r.returncode}): {r.stderr[-400:]}"],
-                    "images": [], "figures": 0}
+            return {
+                "errors": [f"the probe did not run (chromium exit {r.returncode}): {r.stderr[-400:]}"],
+                "images": [],
+                "figures": 0,
+            }
         import html as _html
 
         out = json.loads(_html.unescape(m.group(1)))
         out["console"] = [line for line in r.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
         if screenshot is not None:
-            shot_cmd = _base_args(chrome, profile) + ["--hide-scrollbars", "--window-size=1400,2400",
-                                                      f"--screenshot={screenshot}", Path(html_path).resolve().as_uri()]
+            shot_cmd = _base_args(chrome, profile) + [
+                "--hide-scrollbars",
+                "--window-size=1400,2400",
+                f"--screenshot={screenshot}",
+                Path(html_path).resolve().as_uri(),
+            ]
             subprocess.run(shot_cmd, capture_output=True, text=True, timeout=timeout)
             out["screenshot"] = str(screenshot) if Path(screenshot).exists() else ""
         return out
@@ -112,7 +133,6 @@ def probe(html_path: str | Path, chrome: str | None = None, timeout: float = 90.
 def screenshot_is_blank(path: str | Path) -> bool:
     """True when the PNG has (almost) a single colour."""
     try:
-        import numpy as np
         from matplotlib.image import imread
 
         a = imread(str(path))
@@ -121,8 +141,12 @@ def screenshot_is_blank(path: str | Path) -> bool:
     return float(a.reshape(-1, a.shape[-1]).std(axis=0).max()) < 1e-3
 
 
-def check(html_path: str | Path, min_figures: int = 1, screenshot: str | Path | None = None,
-          chrome: str | None = None) -> list[str]:
+def check(
+    html_path: str | Path,
+    min_figures: int = 1,
+    screenshot: str | Path | None = None,
+    chrome: str | None = None,
+) -> list[str]:
     """The list of failures (empty: the report renders correctly)."""
     res = probe(html_path, chrome=chrome, screenshot=screenshot)
     fails = list(res.get("errors", []))

@@ -16,9 +16,10 @@ Benchmarks per class:
 - ``track_compile_time``: seconds of the first call minus a steady-state call (JIT cost);
 - ``peakmem_call``: peak resident memory of one call.
 
-Convergence suites (cases with ``kind == "convergence"``) get ``track_iters_to_target`` and
-``track_seconds_to_target`` instead: ``setup`` runs the protocol for one (problem, optimizer)
-and the methods report the medians over seeds.
+Convergence suites (cases with ``kind == "convergence"``) get ``track_iters_to_target`` instead:
+``setup`` runs the protocol for one (problem, optimizer) and the method reports the median over
+seeds (an iteration count: machine-independent, the right thing to follow across commits; wall
+time to target is in ``dlbench run``'s results).
 
 The report ingests asv results back into the dlbench schema (``dlbench.ingest.from_asv``) by
 reading the class name as the suite and the parameters as (case, variant).
@@ -35,7 +36,7 @@ from dlbench.suite import Skip as _Skip
 from dlbench.suite import list_suites as _list_suites
 
 QUICK = os.environ.get("DLBENCH_ASV_FULL", "") in ("", "0")
-TRACK_TARGET_TIME = 0.05   # seconds of samples behind each track_* figure
+TRACK_TARGET_TIME = 0.05  # seconds of samples behind each track_* figure
 
 
 def class_name(suite: str) -> str:
@@ -157,11 +158,6 @@ class _Convergence(_Prepared):
 
     track_iters_to_target.unit = "iterations"
 
-    def track_seconds_to_target(self, case_name, variant_label):
-        return self._median("seconds_to_target")
-
-    track_seconds_to_target.unit = "s"
-
 
 def _make_classes() -> dict[str, type]:
     classes = {}
@@ -173,8 +169,11 @@ def _make_classes() -> dict[str, type]:
         if not cases:
             continue
         labels = list(dict.fromkeys(v.label for c in cases for v in c.variants))
-        attrs = {"suite": s.name, "params": [[c.name for c in cases], labels],
-                 "__doc__": f"dlbench suite {s.name!r}: {s.description}"}
+        attrs = {
+            "suite": s.name,
+            "params": [[c.name for c in cases], labels],
+            "__doc__": f"dlbench suite {s.name!r}: {s.description}",
+        }
         name = class_name(s.name)
         if name in globals() or name.startswith("_"):
             name = "suite_" + name.lstrip("_")

@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_asv_module():
-    spec = importlib.util.spec_from_file_location("asv_benchmarks_under_test", ROOT / "suites" / "asv_benchmarks.py")
+    spec = importlib.util.spec_from_file_location(
+        "asv_benchmarks_under_test", ROOT / "suites" / "asv_benchmarks.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -57,7 +59,7 @@ def test_a_generated_benchmark_runs_in_process():
     b.setup(case, "numpy/fused")
     b.time_call(case, "numpy/fused")
     assert b.track_gflops(case, "numpy/fused") > 0
-    with pytest.raises(NotImplementedError):          # simulator / no GPU: asv records n/a
+    with pytest.raises(NotImplementedError):  # simulator / no GPU: asv records n/a
         b.setup(case, "numba-cuda/fused")
     with pytest.raises(NotImplementedError):
         b.setup(case, "nosuch/variant")
@@ -67,8 +69,13 @@ def _conf_for(tmp: Path) -> Path:
     text = (ROOT / "asv.conf.json").read_text()
     conf = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
     assert conf["benchmark_dir"] == "suites" and conf["repo"] == "."
-    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "suites"), results_dir=str(tmp / "results"),
-                html_dir=str(tmp / "html"), env_dir=str(tmp / "env"))
+    conf.update(
+        repo=str(ROOT),
+        benchmark_dir=str(ROOT / "suites"),
+        results_dir=str(tmp / "results"),
+        html_dir=str(tmp / "html"),
+        env_dir=str(tmp / "env"),
+    )
     p = tmp / "asv.conf.json"
     p.write_text(json.dumps(conf))
     return p
@@ -79,7 +86,11 @@ def asv_results(tmp_path_factory):
     if importlib.util.find_spec("asv") is None:
         pytest.skip("asv is not installed (pip install 'dlbench[dev]')")
     git = shutil.which("git")
-    head = subprocess.run([git, "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True) if git else None
+    head = (
+        subprocess.run([git, "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        if git
+        else None
+    )
     if head is None or head.returncode != 0:
         pytest.skip("not a git checkout: asv records results under a commit hash")
     tmp = tmp_path_factory.mktemp("asv")
@@ -88,14 +99,30 @@ def asv_results(tmp_path_factory):
     asv = [sys.executable, "-m", "asv"]
 
     def run(*args, timeout=300):
-        r = subprocess.run([*asv, *args, "--config", str(conf)], cwd=tmp, env=env, capture_output=True, text=True,
-                           timeout=timeout)
+        r = subprocess.run(
+            [*asv, *args, "--config", str(conf)],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert r.returncode == 0, f"asv {' '.join(args)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         return r.stdout
 
     run("machine", "--yes", "--machine", "ci")
-    out = run("run", "--python=same", "--quick", "--machine", "ci", "--show-stderr",
-              "--set-commit-hash", head.stdout.strip(), "--bench", r"asv_benchmarks\.smoke\.time_call\(.*numpy/fused")
+    out = run(
+        "run",
+        "--python=same",
+        "--quick",
+        "--machine",
+        "ci",
+        "--show-stderr",
+        "--set-commit-hash",
+        head.stdout.strip(),
+        "--bench",
+        r"asv_benchmarks\.smoke\.time_call\(.*numpy/fused",
+    )
     assert "asv_benchmarks.smoke.time_call" in out
     run("publish")
     return tmp
@@ -116,14 +143,39 @@ def test_one_report_from_three_sources(asv_results, tmp_path):
 
     run = throughput_run(tmp_path / "run", "dlrun")
     pb = tmp_path / "pb.json"
-    pb.write_text(json.dumps({
-        "machine_info": {"node": "vm", "cpu": {"brand_raw": "Test CPU", "count": 2}}, "commit_info": {"id": "abc"},
-        "datetime": "2026-01-01T00:00:00", "version": "5.0",
-        "benchmarks": [{"group": "sgd_momentum", "name": "test_kernel[sgd_momentum-numpy]", "fullname": "x",
-                        "params": {"backend": "numpy"}, "extra_info": {"op": "sgd_momentum", "backend": "numpy",
-                                                                       "case": "sgd_momentum_small"},
-                        "stats": {"min": 1e-4, "max": 2e-4, "mean": 1.5e-4, "stddev": 1e-5, "median": 1.5e-4,
-                                  "iqr": 1e-5, "rounds": 3, "data": [1e-4, 1.5e-4, 2e-4]}}]}))
+    pb.write_text(
+        json.dumps(
+            {
+                "machine_info": {"node": "vm", "cpu": {"brand_raw": "Test CPU", "count": 2}},
+                "commit_info": {"id": "abc"},
+                "datetime": "2026-01-01T00:00:00",
+                "version": "5.0",
+                "benchmarks": [
+                    {
+                        "group": "sgd_momentum",
+                        "name": "test_kernel[sgd_momentum-numpy]",
+                        "fullname": "x",
+                        "params": {"backend": "numpy"},
+                        "extra_info": {
+                            "op": "sgd_momentum",
+                            "backend": "numpy",
+                            "case": "sgd_momentum_small",
+                        },
+                        "stats": {
+                            "min": 1e-4,
+                            "max": 2e-4,
+                            "mean": 1.5e-4,
+                            "stddev": 1e-5,
+                            "median": 1.5e-4,
+                            "iqr": 1e-5,
+                            "rounds": 3,
+                            "data": [1e-4, 1.5e-4, 2e-4],
+                        },
+                    }
+                ],
+            }
+        )
+    )
     md = db.report([run, asv_results / "results", pb], format="md")
     assert "`dlrun` (dlbench)" in md and "(asv)" in md and "(pytest-benchmark)" in md
     assert "## Suite demo" in md and "## Suite smoke" in md and "## Suite pytest-benchmark" in md

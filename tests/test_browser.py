@@ -2,12 +2,14 @@
 is present and decoded (``naturalWidth`` > 0), with a non-blank screenshot.
 
 Needs Chromium (Debian: ``apt-get install -y chromium``; CI installs it in .ci/run); skipped with
-that reason elsewhere. The probe lives in scripts/check_report_browser.py (usable on any report).
+that reason elsewhere, except where ``DLBENCH_REQUIRE_BROWSER=1`` (CI) makes a missing Chromium an
+error. The probe lives in scripts/check_report_browser.py (usable on any report).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -16,13 +18,16 @@ from test_report_data import MACHINE, convergence_run, throughput_run
 import dlbench as db
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("check_report_browser", ROOT / "scripts" / "check_report_browser.py")
+_spec = importlib.util.spec_from_file_location(
+    "check_report_browser", ROOT / "scripts" / "check_report_browser.py"
+)
 checker = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(checker)
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(checker.find_chromium() is None,
-                                 reason="headless Chromium not installed (Debian: apt-get install -y chromium)")]
+NO_CHROMIUM = "headless Chromium not installed (Debian: apt-get install -y chromium)"
+if checker.find_chromium() is None and os.environ.get("DLBENCH_REQUIRE_BROWSER"):
+    raise RuntimeError(f"DLBENCH_REQUIRE_BROWSER is set but {NO_CHROMIUM}")  # CI: never skip silently
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(checker.find_chromium() is None, reason=NO_CHROMIUM)]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +44,7 @@ def report_html(tmp_path_factory):
 
 def test_report_renders_in_chromium(report_html, tmp_path):
     path, n_fig = report_html
-    assert n_fig >= 8          # roofline, bars, 2 curves, 2 sensitivity, budget, profiles
+    assert n_fig >= 8  # roofline, bars, 2 curves, 2 sensitivity, budget, profiles
     res = checker.probe(path, screenshot=tmp_path / "shot.png")
     assert res["errors"] == [], res["errors"]
     assert res["figures"] == n_fig and len(res["images"]) == n_fig

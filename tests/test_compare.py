@@ -17,7 +17,7 @@ from dlbench.cli import main
 from dlbench.errors import UserError
 
 cmp = importlib.import_module("dlbench.compare")
-CAL = {"peak_gflops": 100.0, "bw_gbs": 20.0}     # skips the calibration in the test runs
+CAL = {"peak_gflops": 100.0, "bw_gbs": 20.0}  # skips the calibration in the test runs
 
 
 # ------------------------------------------------------------------------------ acceptance
@@ -80,9 +80,9 @@ def test_cli_exit_status(slowed_runs, capsys):
     assert main(["compare", str(base), str(slow)]) == 1
     out = capsys.readouterr()
     assert "🔴 regressed" in out.out and "1 regressed" in out.err
-    assert main(["compare", str(slow), str(base)]) == 0          # the reverse is an improvement
+    assert main(["compare", str(slow), str(base)]) == 0  # the reverse is an improvement
     assert "1 improved" in capsys.readouterr().err
-    assert main(["compare", str(base), str(base)]) == 0          # a run against itself: nothing moves
+    assert main(["compare", str(base), str(base)]) == 0  # a run against itself: nothing moves
     assert "regressed" not in capsys.readouterr().err
 
 
@@ -90,7 +90,7 @@ def test_two_backends_within_one_run(slowed_runs):
     base, slow = slowed_runs
     df = db.compare(slow, backends=("numba", "numpy"))
     assert len(df) == 1 and df.variant[0] == "numpy/fused vs numba/fused"
-    assert df.verdict[0] == "regressed"         # 2 updates + 2 sleeps vs 1 + 1
+    assert df.verdict[0] == "regressed"  # 2 updates + 2 sleeps vs 1 + 1
     df = db.compare(base, backends=("numba/fused", "numpy/fused"))
     assert df.verdict[0] in ("unchanged", "improved")
 
@@ -99,8 +99,14 @@ def test_two_backends_within_one_run(slowed_runs):
 def _row(samples, status="ok"):
     s = np.asarray(samples, float)
     q1, q3 = np.percentile(s, [25, 75]) if s.size else (np.nan, np.nan)
-    return {"value": float(np.median(s)) if s.size else np.nan, "median": float(np.median(s)) if s.size else np.nan,
-            "iqr": q3 - q1, "samples": ",".join(f"{x:.6g}" for x in s), "status": status, "message": ""}
+    return {
+        "value": float(np.median(s)) if s.size else np.nan,
+        "median": float(np.median(s)) if s.size else np.nan,
+        "iqr": q3 - q1,
+        "samples": ",".join(f"{x:.6g}" for x in s),
+        "status": status,
+        "message": "",
+    }
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -114,7 +120,11 @@ def test_doubling_regresses_and_halving_improves():
     r = np.random.default_rng(1)
     a = 1e-3 * np.exp(r.normal(0, 0.05, 20))
     v = cmp.verdict(_row(a), _row(2 * a[::-1]))
-    assert v["verdict"] == "regressed" and v["ratio"] == pytest.approx(2, rel=0.05) and v["test"] == "mann-whitney"
+    assert (
+        v["verdict"] == "regressed"
+        and v["ratio"] == pytest.approx(2, rel=0.05)
+        and v["test"] == "mann-whitney"
+    )
     assert cmp.verdict(_row(2 * a), _row(a))["verdict"] == "improved"
 
 

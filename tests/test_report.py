@@ -18,7 +18,7 @@ from dlbench.cli import main
 from dlbench.errors import UserError
 from dlbench.report_sources import load_sources
 
-rep = importlib.import_module("dlbench.report")   # the module (``dlbench.report`` is also the function)
+rep = importlib.import_module("dlbench.report")  # the module (``dlbench.report`` is also the function)
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +40,29 @@ def test_html_is_self_contained_with_tables_and_figures(runs):
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert not re.search(r'(src|href)="(https?:)?//', html), "external reference in a self-contained report"
     imgs = _imgs(html)
-    assert len(imgs) >= 2                                    # roofline + throughput bars
+    assert len(imgs) >= 2  # roofline + throughput bars
     assert all(i.startswith(b"\x89PNG\r\n\x1a\n") for i in imgs)
-    for text in ("Runs and machines", "Calibration", "Best of our kernels vs the peers", "Throughput", "Roofline",
-                 "Algorithm chosen by auto", "winograd", "JIT / compile time", "Test CPU", "% peak FLOP/s",
-                 "× torch", "× numpy", "RuntimeError: boom"):
+    for text in (
+        "Runs and machines",
+        "Calibration",
+        "Best of our kernels vs the peers",
+        "Throughput",
+        "Roofline",
+        "Algorithm chosen by auto",
+        "winograd",
+        "JIT / compile time",
+        "Test CPU",
+        "% peak FLOP/s",
+        "× torch",
+        "× numpy",
+        "RuntimeError: boom",
+    ):
         assert text in html, text
 
 
 def test_speedups_are_against_the_best_of_our_kernels(runs):
     a, _, _ = runs
     from dlbench.report_tables import best_of_ours, variant_table
-
     from dlbench.results import load_rows
 
     vt = variant_table(load_rows(a))
@@ -78,7 +89,9 @@ def test_csv_is_the_rows_of_every_source(runs, tmp_path):
     df = pd.read_csv(p)
     assert set(df.run_id) == {"runA", "runB"}
     assert list(df.columns[:5]) == ["run_id", "timestamp", "suite", "benchmark", "op"]
-    assert len(df) == len(pd.read_parquet(a / "results.parquet")) + len(pd.read_parquet(b / "results.parquet"))
+    assert len(df) == len(pd.read_parquet(a / "results.parquet")) + len(
+        pd.read_parquet(b / "results.parquet")
+    )
 
 
 def test_several_runs_side_by_side(runs):
@@ -95,12 +108,18 @@ def test_several_runs_side_by_side(runs):
 def test_convergence_section(runs):
     _, _, c = runs
     html = db.report(c)
-    for text in ("Time to target", "iterations to target", "Convergence curves", "Learning-rate sensitivity",
-                 "Performance profiles", "Tuning budget"):
+    for text in (
+        "Time to target",
+        "iterations to target",
+        "Convergence curves",
+        "Learning-rate sensitivity",
+        "Performance profiles",
+        "Tuning budget",
+    ):
         assert text in html, text
     # two problems' curves + two sensitivity plots + budget + profiles
     assert len(_imgs(html)) >= 6
-    assert "400 [360, 440]" in html          # median [95 % CI]
+    assert "400 [360, 440]" in html  # median [95 % CI]
 
 
 def test_convergence_profiles_computed_from_rows_when_absent(tmp_path):
@@ -108,7 +127,7 @@ def test_convergence_profiles_computed_from_rows_when_absent(tmp_path):
     (c / "profiles.parquet").unlink()
     prof = rep.profiles_from_rows(pd.read_parquet(c / "results.parquet"))
     at1 = prof[prof.tau == 1.0].set_index("optimizer").rho
-    assert at1["adam"] == 1.0 and at1["sgd"] == 0.0       # adam is the fastest on both problems
+    assert at1["adam"] == 1.0 and at1["sgd"] == 0.0  # adam is the fastest on both problems
     token = rep._FIGURES.set(False)
     try:
         blocks = rep.convergence_section("convergence", load_sources(c))
@@ -147,24 +166,26 @@ def test_report_from_dataframe_returned_by_run(runs):
     df = pd.read_parquet(a / "results.parquet")
     df.attrs["path"] = str(a)
     md = db.report(df, format="md")
-    assert "Test CPU" in md                 # meta.json found through df.attrs["path"]
+    assert "Test CPU" in md  # meta.json found through df.attrs["path"]
     df2 = pd.read_parquet(a / "results.parquet")
     assert "conv_small" in db.report(df2, format="md")
 
 
 def test_cli_formats_and_outputs(runs, tmp_path, capsys):
     a, b, _ = runs
-    assert main(["report", str(a), "--format", "csv", "--format", "md", "-o", str(tmp_path / "out") + "/"]) == 0
+    assert (
+        main(["report", str(a), "--format", "csv", "--format", "md", "-o", str(tmp_path / "out") + "/"]) == 0
+    )
     assert (tmp_path / "out" / "report.csv").read_text().startswith("run_id,")
     assert (tmp_path / "out" / "report.md").read_text().startswith("# dlbench report")
-    assert main(["report", str(a), str(b), "-o", str(tmp_path / "x.md")]) == 0          # format from suffix
+    assert main(["report", str(a), str(b), "-o", str(tmp_path / "x.md")]) == 0  # format from suffix
     assert "runB: ms" in (tmp_path / "x.md").read_text()
     capsys.readouterr()
-    assert main(["report", str(a), "--format", "md"]) == 0                              # stdout
+    assert main(["report", str(a), "--format", "md"]) == 0  # stdout
     assert "| benchmark |" in capsys.readouterr().out
     c = tmp_path / "copy"
     shutil.copytree(a, c)
-    assert main(["report", str(c)]) == 0                                                 # html beside the run
+    assert main(["report", str(c)]) == 0  # html beside the run
     assert (c / "report.html").stat().st_size > 10_000
 
 
@@ -190,7 +211,7 @@ def test_corrupt_results(tmp_path, capsys):
     d = tmp_path / "bad"
     d.mkdir()
     (d / "results.parquet").write_bytes(b"not parquet at all")
-    (d / "results.csv").write_bytes(b"\x00\x01\x02garbage\n\"unterminated")
+    (d / "results.csv").write_bytes(b'\x00\x01\x02garbage\n"unterminated')
     (d / "meta.json").write_text("{broken")
     err = _cli_error(capsys, d)
     assert "unreadable" in err

@@ -34,12 +34,19 @@ def _cached_calibration(threads: int) -> dict:
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     try:
-        from dlbench.machine import fingerprint, machine_info as dl_machine, versions
+        from dlbench.machine import fingerprint, versions
+        from dlbench.machine import machine_info as dl_machine
         from dlbench.threads import blas_info, default_threads
 
         threads = default_threads()
-        machine_info["dlbench"] = {"fingerprint": fingerprint(), "machine": dl_machine(), "versions": versions(),
-                                   "blas": blas_info(), "threads": {"threads": threads},
-                                   "calibration": _cached_calibration(threads), "argv": sys.argv[1:]}
+        machine_info["dlbench"] = {
+            "fingerprint": fingerprint(),
+            "machine": dl_machine(),
+            "versions": versions(),
+            "blas": blas_info(),
+            "threads": {"threads": threads},
+            "calibration": _cached_calibration(threads),
+            "argv": sys.argv[1:],
+        }
     except Exception as e:  # noqa: BLE001
         machine_info["dlbench"] = {"error": f"{type(e).__name__}: {e}"}

@@ -159,8 +159,14 @@ def rnn_forward(backend):
     return (lambda: f(x, U, W, b, V, backend=backend, algorithm=alg)), params, alg
 
 
-FAMILIES = {"sgd_momentum": momentum, "adam": adam, "conv2d": conv2d, "pool2d": pool2d,
-            "batch_norm": batch_norm, "rnn_forward": rnn_forward}
+FAMILIES = {
+    "sgd_momentum": momentum,
+    "adam": adam,
+    "conv2d": conv2d,
+    "pool2d": pool2d,
+    "batch_norm": batch_norm,
+    "rnn_forward": rnn_forward,
+}
 
 
 def _work(op: str, params: dict) -> tuple[float, float]:
@@ -201,8 +207,18 @@ def test_kernel(benchmark, op, backend):
     call = fn if sync is None else (lambda: (fn(), sync()))
     flops, nbytes = _work(op, params)
     benchmark.group = op
-    benchmark.extra_info.update({"suite": "pytest-benchmark", "case": f"{op}_small", "op": op, "params": params,
-                                 "backend": backend, "algorithm": alg, "dtype": DTYPE,
-                                 "flops": flops, "bytes": nbytes,
-                                 "device": "gpu" if backend == "numba-cuda" else "cpu"})
+    benchmark.extra_info.update(
+        {
+            "suite": "pytest-benchmark",
+            "case": f"{op}_small",
+            "op": op,
+            "params": params,
+            "backend": backend,
+            "algorithm": alg,
+            "dtype": DTYPE,
+            "flops": flops,
+            "bytes": nbytes,
+            "device": "gpu" if backend == "numba-cuda" else "cpu",
+        }
+    )
     benchmark.pedantic(call, rounds=ROUNDS, iterations=1, warmup_rounds=1)
