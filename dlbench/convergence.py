@@ -49,21 +49,30 @@ from dlbench.suite import Bound, Case
 # ----------------------------------------------------------------------------- optimizers
 # name -> (dlbench.optim class, fixed hyper-parameters besides lr). Book defaults (sec. 8.3-8.5).
 FIRST_ORDER = {
-    "sgd": ("SGD", {}),                                   # Alg. 8.1, constant rate
-    "momentum": ("Momentum", {"alpha": 0.9}),             # Alg. 8.2
-    "nesterov": ("Nesterov", {"alpha": 0.9}),             # Alg. 8.3
-    "adagrad": ("AdaGrad", {}),                           # Alg. 8.4
-    "rmsprop": ("RMSProp", {}),                           # Alg. 8.5
-    "rmsprop_nesterov": ("RMSPropNesterov", {}),          # Alg. 8.6
-    "adam": ("Adam", {}),                                 # Alg. 8.7
-    "adadelta": ("AdaDelta", {}),                         # Zeiler 2012 (sec. 8.5)
-    "delta_bar_delta": ("DeltaBarDelta", {}),             # Jacobs 1988 (sec. 8.5), full batch
+    "sgd": ("SGD", {}),  # Alg. 8.1, constant rate
+    "momentum": ("Momentum", {"alpha": 0.9}),  # Alg. 8.2
+    "nesterov": ("Nesterov", {"alpha": 0.9}),  # Alg. 8.3
+    "adagrad": ("AdaGrad", {}),  # Alg. 8.4
+    "rmsprop": ("RMSProp", {}),  # Alg. 8.5
+    "rmsprop_nesterov": ("RMSPropNesterov", {}),  # Alg. 8.6
+    "adam": ("Adam", {}),  # Alg. 8.7
+    "adadelta": ("AdaDelta", {}),  # Zeiler 2012 (sec. 8.5)
+    "delta_bar_delta": ("DeltaBarDelta", {}),  # Jacobs 1988 (sec. 8.5), full batch
 }
 # second-order and line-search methods through minimize (sec. 8.6): no learning rate
 MINIMIZE = {"cg": "CG", "bfgs": "BFGS", "lbfgs": "L-BFGS-B", "newton": "Newton-CG", "bcd": None}
 CLIP_SUFFIX = "+clip"
-DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam",
-                      "adadelta", "delta_bar_delta")
+DEFAULT_OPTIMIZERS = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "rmsprop_nesterov",
+    "adam",
+    "adadelta",
+    "delta_bar_delta",
+)
 
 
 class Unavailable(Exception):
@@ -75,8 +84,10 @@ def parse_optimizer(name: str) -> tuple[str, bool]:
     clip = name.endswith(CLIP_SUFFIX)
     base = name[: -len(CLIP_SUFFIX)] if clip else name
     if base not in FIRST_ORDER and base not in MINIMIZE:
-        raise UserError(f"unknown optimizer {name!r}; known: {', '.join(list(FIRST_ORDER) + list(MINIMIZE))}"
-                        f" (append {CLIP_SUFFIX!r} for gradient clipping)")
+        raise UserError(
+            f"unknown optimizer {name!r}; known: {', '.join(list(FIRST_ORDER) + list(MINIMIZE))}"
+            f" (append {CLIP_SUFFIX!r} for gradient clipping)"
+        )
     if clip and base in MINIMIZE:
         raise UserError(f"{name!r}: clipping applies to first-order optimizers only")
     return base, clip
@@ -105,7 +116,11 @@ def make_optimizer(name: str, lr: float, backend: str = "numpy", clip_norm: floa
     cls = getattr(optim, cls_name, None)
     note = ""
     if cls is None and base == "sgd" and hasattr(optim, "Momentum"):
-        cls, kw, note = optim.Momentum, {"alpha": 0.0}, "optim.SGD missing: Momentum(alpha=0), the same update"
+        cls, kw, note = (
+            optim.Momentum,
+            {"alpha": 0.0},
+            "optim.SGD missing: Momentum(alpha=0), the same update",
+        )
     if cls is None:
         raise Unavailable(f"dlbench.optim.{cls_name} is not implemented yet (issue 9)")
     kw = dict(kw)
@@ -120,10 +135,10 @@ def make_optimizer(name: str, lr: float, backend: str = "numpy", clip_norm: floa
         except TypeError:
             if not clip:
                 raise
-            kw.pop("clip_norm")            # an optimizer without fused clipping: clip in the loop
+            kw.pop("clip_norm")  # an optimizer without fused clipping: clip in the loop
             clip_here = True
             return cls(lr=lr, backend=backend, **kw), note, clip_here
-    except (KeyError, LookupError) as e:   # no kernel for this backend
+    except (KeyError, LookupError) as e:  # no kernel for this backend
         raise Unavailable(f"optim.{cls_name} on backend {backend!r}: {e}") from e
     except TypeError as e:
         raise Unavailable(f"optim.{cls_name} does not take {sorted(kw)}: {e}") from e
@@ -214,11 +229,26 @@ def run_cell(cell: Cell) -> dict:
     base, _ = parse_optimizer(cell.optimizer)
     max_iters = int(cell.max_iters or prob.max_iters)
     eval_every = int(cell.eval_every or prob.eval_every)
-    out = {**asdict(cell), "iters_to_target": math.inf, "grads_to_target": math.inf,
-           "seconds_to_target": math.inf, "final_loss": math.nan, "final_excess": math.nan, "tail_excess": math.nan,
-           "diverged": False,
-           "reached": False, "iters": 0, "seconds": 0.0, "status": "ok", "message": "", "f0": math.nan,
-           "target_loss": math.nan, "curve_iter": [], "curve_seconds": [], "curve_loss": []}
+    out = {
+        **asdict(cell),
+        "iters_to_target": math.inf,
+        "grads_to_target": math.inf,
+        "seconds_to_target": math.inf,
+        "final_loss": math.nan,
+        "final_excess": math.nan,
+        "tail_excess": math.nan,
+        "diverged": False,
+        "reached": False,
+        "iters": 0,
+        "seconds": 0.0,
+        "status": "ok",
+        "message": "",
+        "f0": math.nan,
+        "target_loss": math.nan,
+        "curve_iter": [],
+        "curve_seconds": [],
+        "curve_loss": [],
+    }
     x = np.array(prob.x0(cell.seed), dtype=np.float64)
     f0 = prob.f(x)
     target = cell.target if cell.target is not None else prob.target(f0, cell.rel_tol)
@@ -249,21 +279,21 @@ def _run_first_order(prob, cell, x, f0, target, max_iters, eval_every, out):
     out["message"] = note
     book_form = getattr(opt, "form", "") == "book"
     state = opt.init(x)
-    rng = np.random.default_rng([cell.seed, 7919])       # minibatch / gradient noise stream
+    rng = np.random.default_rng([cell.seed, 7919])  # minibatch / gradient noise stream
     keep = _curve_keep(max_iters, cell.curve_points)
     ci, cs, cl = out["curve_iter"], out["curve_seconds"], out["curve_loss"]
     ci.append(0), cs.append(0.0), cl.append(f0)
     clock = time.perf_counter
     spent = 0.0
     f = f0
-    tail: list = []                      # evaluations over the last 10 % of the budget
+    tail: list = []  # evaluations over the last 10 % of the budget
     tail_from = int(0.9 * max_iters) if not cell.stop_at_target else max_iters
     if f0 <= target:
         out.update(reached=True, iters_to_target=0, grads_to_target=0, seconds_to_target=0.0)
     k = 0
     while k < max_iters and not (out["reached"] and cell.stop_at_target):
         t0 = clock()
-        if book_form:      # the optimizer evaluates the gradient at its interim point θ + αv
+        if book_form:  # the optimizer evaluates the gradient at its interim point θ + αv
             opt.step(x, lambda pts, k=k: prob.train_grad(pts, rng, k), state)
         else:
             g = prob.train_grad(x, rng, k)
@@ -353,7 +383,7 @@ def _run_minimize(prob, cell, base, x, f0, target, max_iters, out):
     kw = {"jac": jac, "callback": callback}
     if base == "newton":
         kw["hessp"] = hessp
-    options = {"maxiter": max_iters}      # run to the target or the budget, not to a method's own tolerance
+    options = {"maxiter": max_iters}  # run to the target or the budget, not to a method's own tolerance
     if cell.backend == "scipy":
         options.update({"xtol": 1e-300} if base == "newton" else {"gtol": 0.0})
         if base == "lbfgs":
@@ -390,7 +420,7 @@ def _worker_init():
     try:
         from threadpoolctl import threadpool_limits
 
-        globals()["_LIMIT"] = threadpool_limits(1)   # one BLAS thread per worker process
+        globals()["_LIMIT"] = threadpool_limits(1)  # one BLAS thread per worker process
     except ImportError:  # pragma: no cover
         pass
 
@@ -403,8 +433,9 @@ def _process_pool(workers: int):
 
         if _POOL is not None:
             _POOL.shutdown(cancel_futures=True)
-        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                    initializer=_worker_init)
+        _POOL = ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init
+        )
     return _POOL
 
 
@@ -425,7 +456,7 @@ def _dask_client(scheduler):
         return scheduler
     if scheduler is None:
         raise UserError("executor 'dask' needs a scheduler address (--scheduler tcp://HOST:8786)")
-    addr = getattr(scheduler, "scheduler_address", scheduler)    # a LocalCluster, or an address
+    addr = getattr(scheduler, "scheduler_address", scheduler)  # a LocalCluster, or an address
     client = _CLIENTS.get(addr)
     if client is None or client.status not in ("running", "connecting"):
         try:
@@ -446,8 +477,9 @@ def close_dask_clients() -> None:
             pass
 
 
-def map_cells(cells: list[Cell], executor: str = "process", scheduler=None,
-              max_workers: int | None = None) -> list[dict]:
+def map_cells(
+    cells: list[Cell], executor: str = "process", scheduler=None, max_workers: int | None = None
+) -> list[dict]:
     """Run cells; untimed ones in parallel, timed ones one at a time with nothing else running.
 
     executor: "process" (a local process pool, one BLAS thread per worker), "serial", or "dask"
@@ -472,8 +504,10 @@ def map_cells(cells: list[Cell], executor: str = "process", scheduler=None,
             results[i] = o
     if timed:
         client = _dask_client(scheduler) if executor == "dask" else None
-        for i in timed:           # one at a time: the parallel phase is over, nothing else of ours runs
-            results[i] = client.submit(run_cell, cells[i], pure=False).result() if client else run_cell(cells[i])
+        for i in timed:  # one at a time: the parallel phase is over, nothing else of ours runs
+            results[i] = (
+                client.submit(run_cell, cells[i], pure=False).result() if client else run_cell(cells[i])
+            )
     return results
 
 
@@ -522,8 +556,14 @@ def median_ci(values, confidence: float = 0.95, n_resamples: int = 2000, seed: i
     w = np.where(np.isneginf(w), -cap, w)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = bootstrap((w,), np.median, confidence_level=confidence, n_resamples=n_resamples,
-                        method="percentile", rng=np.random.default_rng(seed))
+        res = bootstrap(
+            (w,),
+            np.median,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     fix = lambda b: math.inf if b >= cap else (-math.inf if b <= -cap else b)
     return med, fix(lo), fix(hi)
@@ -548,9 +588,9 @@ class Protocol:
     curve_points: int = 100
     eval_every: int | None = None
     backend: str = "numpy"
-    timed: bool = True            # the final runs measure wall time (one at a time)
-    grid_stride: int = 1          # use every k-th point of the problem's grid (quick runs)
-    max_iters_cap: int | None = None   # cap on the problem's default budget (quick runs)
+    timed: bool = True  # the final runs measure wall time (one at a time)
+    grid_stride: int = 1  # use every k-th point of the problem's grid (quick runs)
+    max_iters_cap: int | None = None  # cap on the problem's default budget (quick runs)
 
     def grid_for(self, prob, optimizer: str) -> tuple:
         if not uses_lr(optimizer):
@@ -563,14 +603,34 @@ class Protocol:
         return min(n, int(self.max_iters_cap)) if self.max_iters_cap else n
 
     def describe(self) -> dict:
-        return {"seeds": len(self.seeds), "tune_seeds": len(self.tune_seeds), "rel_tol": self.rel_tol,
-                "max_iters": self.max_iters, "max_iters_cap": self.max_iters_cap, "grid_stride": self.grid_stride}
+        return {
+            "seeds": len(self.seeds),
+            "tune_seeds": len(self.tune_seeds),
+            "rel_tol": self.rel_tol,
+            "max_iters": self.max_iters,
+            "max_iters_cap": self.max_iters_cap,
+            "grid_stride": self.grid_stride,
+        }
 
 
 def _cell(problem, pj, optimizer, lr, seed, proto: Protocol, timed, phase, backend=None) -> Cell:
     budget = proto.budget_for(_problem(problem, pj))
-    return Cell(problem, pj, optimizer, float(lr), int(seed), backend or proto.backend, budget,
-                proto.rel_tol, None, timed, proto.stop_at_target, proto.curve_points, proto.eval_every, phase)
+    return Cell(
+        problem,
+        pj,
+        optimizer,
+        float(lr),
+        int(seed),
+        backend or proto.backend,
+        budget,
+        proto.rel_tol,
+        None,
+        timed,
+        proto.stop_at_target,
+        proto.curve_points,
+        proto.eval_every,
+        phase,
+    )
 
 
 def _tune_key(runs: list[dict]) -> tuple:
@@ -595,15 +655,26 @@ class SweepResult:
     notes: dict = field(default_factory=dict)
 
 
-SUMMARY_METRICS = {           # metric -> unit
-    "iters_to_target": "iter", "grads_to_target": "grad", "seconds_to_target": "s", "final_excess": "loss",
-    "tail_excess": "loss", "final_loss": "loss", "seconds_per_iter": "s",
+SUMMARY_METRICS = {  # metric -> unit
+    "iters_to_target": "iter",
+    "grads_to_target": "grad",
+    "seconds_to_target": "s",
+    "final_excess": "loss",
+    "tail_excess": "loss",
+    "final_loss": "loss",
+    "seconds_per_iter": "s",
 }
 
 
-def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = None,
-          executor: str = "process", scheduler=None, max_workers: int | None = None,
-          reference: str | None = "sgd") -> SweepResult:
+def sweep(
+    problems_: list,
+    optimizers: list[str],
+    protocol: Protocol | None = None,
+    executor: str = "process",
+    scheduler=None,
+    max_workers: int | None = None,
+    reference: str | None = "sgd",
+) -> SweepResult:
     """The DeepOBS protocol for every (problem, optimizer).
 
     problems_: names or (name, params) pairs. Phase 1 runs every grid point on the tuning
@@ -615,11 +686,11 @@ def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = No
     for o in optimizers:
         parse_optimizer(o)
     notes: dict = {}
-    for name, params in specs:        # an optimizer this checkout lacks is skipped up front, with the reason
+    for name, params in specs:  # an optimizer this checkout lacks is skipped up front, with the reason
         pj = params_json(params)
         try:
             prob = _problem(name, pj)
-        except ImportError as e:      # e.g. scikit-learn missing for the data problems
+        except ImportError as e:  # e.g. scikit-learn missing for the data problems
             for o in optimizers:
                 notes[(name, pj, o)] = f"problem {name} unavailable: {e}"
             continue
@@ -642,7 +713,9 @@ def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = No
     best: dict = {}
     by_key: dict = {}
     for r in tune_out:
-        by_key.setdefault((r["problem"], r["params_json"], r["optimizer"]), {}).setdefault(r["lr"], []).append(r)
+        by_key.setdefault((r["problem"], r["params_json"], r["optimizer"]), {}).setdefault(
+            r["lr"], []
+        ).append(r)
     for key, per_lr in by_key.items():
         if all(r["status"] == "skipped" for rs in per_lr.values() for r in rs):
             best[key] = math.nan
@@ -663,16 +736,32 @@ def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = No
     final_out = map_cells(final, executor, scheduler, max_workers)
     runs = _runs_frame(final_out)
     sens = _runs_frame(tune_out)
-    for (name, pj, o), lr in best.items():       # DeepOBS: a best rate on the grid's edge is suspect
+    for (name, pj, o), lr in best.items():  # DeepOBS: a best rate on the grid's edge is suspect
         grid = proto.grid_for(_problem(name, pj), o)
         if len(grid) > 1 and lr in (min(grid), max(grid)) and not runs.empty:
             m = (runs["problem"] == name) & (runs["params_json"] == pj) & (runs["optimizer"] == o)
             edge = "lowest" if lr == min(grid) else "highest"
             runs.loc[m, "message"] = runs.loc[m, "message"].map(
-                lambda s, e=edge: (s + "; " if s else "") + f"best lr is the {e} of the grid")
+                lambda s, e=edge: (s + "; " if s else "") + f"best lr is the {e} of the grid"
+            )
     for (name, pj, o), msg in notes.items():
-        runs = pd.concat([runs, pd.DataFrame([{"problem": name, "params_json": pj, "optimizer": o,
-                                               "status": "skipped", "message": msg}])], ignore_index=True)
+        runs = pd.concat(
+            [
+                runs,
+                pd.DataFrame(
+                    [
+                        {
+                            "problem": name,
+                            "params_json": pj,
+                            "optimizer": o,
+                            "status": "skipped",
+                            "message": msg,
+                        }
+                    ]
+                ),
+            ],
+            ignore_index=True,
+        )
     table = summarize(runs)
     curves = curves_frame(final_out)
     budget = tuning_budget(sens) if not sens.empty else pd.DataFrame()
@@ -680,9 +769,30 @@ def sweep(problems_: list, optimizers: list[str], protocol: Protocol | None = No
     return SweepResult(runs, table, curves, sens, budget, prof, {"best_lr": best, "skipped": notes})
 
 
-_RUN_COLS = ["problem", "params_json", "optimizer", "backend", "lr", "seed", "phase", "timed", "status", "message",
-             "reached", "diverged", "iters_to_target", "grads_to_target", "seconds_to_target", "final_loss",
-             "final_excess", "tail_excess", "iters", "seconds", "f0", "target_loss"]
+_RUN_COLS = [
+    "problem",
+    "params_json",
+    "optimizer",
+    "backend",
+    "lr",
+    "seed",
+    "phase",
+    "timed",
+    "status",
+    "message",
+    "reached",
+    "diverged",
+    "iters_to_target",
+    "grads_to_target",
+    "seconds_to_target",
+    "final_loss",
+    "final_excess",
+    "tail_excess",
+    "iters",
+    "seconds",
+    "f0",
+    "target_loss",
+]
 
 
 def _runs_frame(outs: list[dict]) -> pd.DataFrame:
@@ -700,10 +810,23 @@ def curves_frame(outs: list[dict]) -> pd.DataFrame:
             continue
         ref = problem_of(Cell(o["problem"], o["params_json"], o["optimizer"], o["lr"], o["seed"])).ref
         for k, s, f in zip(o["curve_iter"], o["curve_seconds"], o["curve_loss"]):
-            rows.append((o["problem"], o["params_json"], o["optimizer"], o["lr"], o["seed"], int(k),
-                         float(s) if o["timed"] else math.nan, float(f), float(f) - ref))
-    return pd.DataFrame(rows, columns=["problem", "params", "optimizer", "lr", "seed", "iteration", "seconds",
-                                       "loss", "excess"])
+            rows.append(
+                (
+                    o["problem"],
+                    o["params_json"],
+                    o["optimizer"],
+                    o["lr"],
+                    o["seed"],
+                    int(k),
+                    float(s) if o["timed"] else math.nan,
+                    float(f),
+                    float(f) - ref,
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["problem", "params", "optimizer", "lr", "seed", "iteration", "seconds", "loss", "excess"],
+    )
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -713,8 +836,16 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     for (prob, pj, opt), g in runs.groupby(["problem", "params_json", "optimizer"], sort=False):
         if (g["status"] == "skipped").all():
-            rows.append({"problem": prob, "params": pj, "optimizer": opt, "metric": "iters_to_target",
-                         "status": "skipped", "message": g["message"].iloc[0]})
+            rows.append(
+                {
+                    "problem": prob,
+                    "params": pj,
+                    "optimizer": opt,
+                    "metric": "iters_to_target",
+                    "status": "skipped",
+                    "message": g["message"].iloc[0],
+                }
+            )
             continue
         n = len(g)
         div = int(g["diverged"].sum())
@@ -729,23 +860,86 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             vals = g[m].astype(float).to_numpy()
             med, lo, hi = median_ci(vals)
             finite = vals[~np.isnan(vals)]
-            rows.append({"problem": prob, "params": pj, "optimizer": opt, "metric": m, "unit": unit,
-                         "median": med, "ci_low": lo, "ci_high": hi,
-                         "min": float(finite.min()) if finite.size else math.nan, "n": n, "lr": lr,
-                         "reached": reach / n, "diverged": div / n, "status": status, "message": msg,
-                         "samples": ",".join(f"{v:.6g}" for v in vals)})
-        rows.append({"problem": prob, "params": pj, "optimizer": opt, "metric": "diverged", "unit": "fraction",
-                     "median": div / n, "ci_low": math.nan, "ci_high": math.nan, "min": math.nan, "n": n, "lr": lr,
-                     "reached": reach / n, "diverged": div / n, "status": status, "message": msg,
-                     "samples": ",".join(str(int(v)) for v in g["diverged"])})
-        rows.append({"problem": prob, "params": pj, "optimizer": opt, "metric": "reached", "unit": "fraction",
-                     "median": reach / n, "ci_low": math.nan, "ci_high": math.nan, "min": math.nan, "n": n,
-                     "lr": lr, "reached": reach / n, "diverged": div / n, "status": status, "message": msg,
-                     "samples": ",".join(str(int(v)) for v in g["reached"])})
-        rows.append({"problem": prob, "params": pj, "optimizer": opt, "metric": "best_lr", "unit": "lr",
-                     "median": lr, "ci_low": math.nan, "ci_high": math.nan, "min": math.nan, "n": n, "lr": lr,
-                     "reached": reach / n, "diverged": div / n, "status": status,
-                     "message": "best rate of the grid on the tuning seeds (DeepOBS protocol)", "samples": ""})
+            rows.append(
+                {
+                    "problem": prob,
+                    "params": pj,
+                    "optimizer": opt,
+                    "metric": m,
+                    "unit": unit,
+                    "median": med,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "min": float(finite.min()) if finite.size else math.nan,
+                    "n": n,
+                    "lr": lr,
+                    "reached": reach / n,
+                    "diverged": div / n,
+                    "status": status,
+                    "message": msg,
+                    "samples": ",".join(f"{v:.6g}" for v in vals),
+                }
+            )
+        rows.append(
+            {
+                "problem": prob,
+                "params": pj,
+                "optimizer": opt,
+                "metric": "diverged",
+                "unit": "fraction",
+                "median": div / n,
+                "ci_low": math.nan,
+                "ci_high": math.nan,
+                "min": math.nan,
+                "n": n,
+                "lr": lr,
+                "reached": reach / n,
+                "diverged": div / n,
+                "status": status,
+                "message": msg,
+                "samples": ",".join(str(int(v)) for v in g["diverged"]),
+            }
+        )
+        rows.append(
+            {
+                "problem": prob,
+                "params": pj,
+                "optimizer": opt,
+                "metric": "reached",
+                "unit": "fraction",
+                "median": reach / n,
+                "ci_low": math.nan,
+                "ci_high": math.nan,
+                "min": math.nan,
+                "n": n,
+                "lr": lr,
+                "reached": reach / n,
+                "diverged": div / n,
+                "status": status,
+                "message": msg,
+                "samples": ",".join(str(int(v)) for v in g["reached"]),
+            }
+        )
+        rows.append(
+            {
+                "problem": prob,
+                "params": pj,
+                "optimizer": opt,
+                "metric": "best_lr",
+                "unit": "lr",
+                "median": lr,
+                "ci_low": math.nan,
+                "ci_high": math.nan,
+                "min": math.nan,
+                "n": n,
+                "lr": lr,
+                "reached": reach / n,
+                "diverged": div / n,
+                "status": status,
+                "message": "best rate of the grid on the tuning seeds (DeepOBS protocol)",
+                "samples": "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -768,9 +962,10 @@ def tuning_budget(sensitivity: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     s = sensitivity[sensitivity["status"] == "ok"]
     for (prob, pj, opt), g in s.groupby(["problem", "params_json", "optimizer"], sort=False):
-        per = g.groupby("lr").agg(iters=("iters_to_target", "median"),
-                                  exc=("final_excess", lambda e: float(np.median(
-                                      [v if math.isfinite(v) else 1e300 for v in e]))))
+        per = g.groupby("lr").agg(
+            iters=("iters_to_target", "median"),
+            exc=("final_excess", lambda e: float(np.median([v if math.isfinite(v) else 1e300 for v in e]))),
+        )
         its = np.sort(per["iters"].to_numpy(float))
         exc = np.sort(np.log10(np.maximum(per["exc"].to_numpy(float), 1e-300)))
         K = len(its)
@@ -778,15 +973,25 @@ def tuning_budget(sensitivity: pd.DataFrame) -> pd.DataFrame:
             p = np.array([comb(K - i, b - 1) for i in range(1, K + 1)]) / comb(K, b)
             cdf = np.cumsum(p)
             med = its[int(np.searchsorted(cdf, 0.5))]
-            rows.append({"problem": prob, "params": pj, "optimizer": opt, "budget": b, "grid_size": K,
-                         "p_reached": float(p[np.isfinite(its)].sum()), "median_best_iters": float(med),
-                         "expected_best_log10_excess": float((p * exc).sum())})
+            rows.append(
+                {
+                    "problem": prob,
+                    "params": pj,
+                    "optimizer": opt,
+                    "budget": b,
+                    "grid_size": K,
+                    "p_reached": float(p[np.isfinite(its)].sum()),
+                    "median_best_iters": float(med),
+                    "expected_best_log10_excess": float((p * exc).sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- profiles
-def performance_profile(table: pd.DataFrame, metric: str = "iters_to_target", reference: str = "sgd",
-                        taus=None) -> pd.DataFrame:
+def performance_profile(
+    table: pd.DataFrame, metric: str = "iters_to_target", reference: str = "sgd", taus=None
+) -> pd.DataFrame:
     """Dolan–Moré performance profiles ρ_s(τ) against a fixed reference optimizer.
 
     For problem p and optimizer s, r_{p,s} = t_{p,s} / t_{p,ref} with t the median ``metric``
@@ -828,22 +1033,47 @@ def performance_profile(table: pd.DataFrame, metric: str = "iters_to_target", re
         rho = np.array([(r <= tau).mean() for tau in taus])
         lt = np.log10(taus)
         score = float(np.trapezoid(rho, lt) / (lt[-1] - lt[0])) if len(taus) > 1 else float(rho[0])
-        rows += [{"optimizer": opt, "tau": float(tau), "rho": float(v), "n_problems": r.size, "reference": reference,
-                  "metric": metric} for tau, v in zip(taus, rho)]
-        rows.append({"optimizer": opt, "tau": math.nan, "rho": score, "n_problems": r.size,
-                     "reference": reference, "metric": metric, "score": score})
+        rows += [
+            {
+                "optimizer": opt,
+                "tau": float(tau),
+                "rho": float(v),
+                "n_problems": r.size,
+                "reference": reference,
+                "metric": metric,
+            }
+            for tau, v in zip(taus, rho)
+        ]
+        rows.append(
+            {
+                "optimizer": opt,
+                "tau": math.nan,
+                "rho": score,
+                "n_problems": r.size,
+                "reference": reference,
+                "metric": metric,
+                "score": score,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- Schaul et al. 2014
 SCHAUL_FLOOR = 1e-12
-SCHAUL_PROTOCOL = Protocol(seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), stop_at_target=False, timed=False,
-                           curve_points=20)
+SCHAUL_PROTOCOL = Protocol(
+    seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), stop_at_target=False, timed=False, curve_points=20
+)
 _SCHAUL_REF: dict = {}
 
 
-def schaul_scores(optimizers: list[str], tests: list[dict] | None = None, protocol: Protocol | None = None,
-                  executor: str = "process", scheduler=None, reference: str = "sgd") -> tuple:
+def schaul_scores(
+    optimizers: list[str],
+    tests: list[dict] | None = None,
+    protocol: Protocol | None = None,
+    executor: str = "process",
+    scheduler=None,
+    reference: str = "sgd",
+) -> tuple:
     """Score optimizers on the unit-test bank of Schaul et al. 2014, continuously, against tuned SGD.
 
     Every optimizer (and the reference) is tuned per unit test on the lr grid (tuning seed),
@@ -865,7 +1095,9 @@ def schaul_scores(optimizers: list[str], tests: list[dict] | None = None, protoc
         ref_runs = sweep(specs, [reference], proto, executor, scheduler, reference=None).runs
         _SCHAUL_REF[key] = ref_runs
     others = [o for o in optimizers if o != reference]
-    runs = sweep(specs, others, proto, executor, scheduler, reference=None).runs if others else ref_runs.iloc[:0]
+    runs = (
+        sweep(specs, others, proto, executor, scheduler, reference=None).runs if others else ref_runs.iloc[:0]
+    )
     runs = pd.concat([ref_runs, runs], ignore_index=True)
     runs = runs[runs["status"] == "ok"]
     med = runs.groupby(["params_json", "optimizer"])["tail_excess"].median().unstack("optimizer")
@@ -882,13 +1114,26 @@ def schaul_scores(optimizers: list[str], tests: list[dict] | None = None, protoc
                 score = 12.0
             else:
                 score = float(np.clip(np.log10(e_ref / e), -12, 12))
-            rows.append({**json.loads(pj), "params": pj, "optimizer": opt, "excess": r[opt], "ref_excess": ref,
-                         "score": score})
+            rows.append(
+                {
+                    **json.loads(pj),
+                    "params": pj,
+                    "optimizer": opt,
+                    "excess": r[opt],
+                    "ref_excess": ref,
+                    "score": score,
+                }
+            )
     scores = pd.DataFrame(rows)
     summary = []
     for opt, g in scores.groupby("optimizer", sort=False) if not scores.empty else []:
-        row = {"optimizer": opt, "n_tests": len(g), "mean_score": g["score"].mean(),
-               "median_score": g["score"].median(), "wins": float((g["score"] >= 0).mean())}
+        row = {
+            "optimizer": opt,
+            "n_tests": len(g),
+            "mean_score": g["score"].mean(),
+            "median_score": g["score"].median(),
+            "wins": float((g["score"] >= 0).mean()),
+        }
         for col in ("shape", "noise", "scale", "drift", "dim"):
             for v, gg in g.groupby(col):
                 row[f"{col}={v}"] = gg["score"].mean()
@@ -898,25 +1143,73 @@ def schaul_scores(optimizers: list[str], tests: list[dict] | None = None, protoc
 
 def _schaul_rows(case, variant, base, ctx, out_dir) -> list[dict]:
     executor, scheduler = _executor_from(ctx)
-    proto = replace(case.protocol, backend=variant.backend)
+    cp = case.protocol
+    proto = replace(
+        SCHAUL_PROTOCOL,
+        backend=variant.backend,
+        grid_stride=cp.grid_stride,
+        seeds=cp.seeds[:5],
+        tune_seeds=cp.tune_seeds[:1],
+    )
     why = unavailable_reason(variant.algorithm, variant.backend)
     if why:
-        return [{**base, "metric": "schaul_mean_score", "value": math.nan, "unit": "log10", "status": "skipped",
-                 "message": why}]
-    tests = case.problem_params.get("tests")
+        return [
+            {
+                **base,
+                "metric": "schaul_mean_score",
+                "value": math.nan,
+                "unit": "log10",
+                "status": "skipped",
+                "message": why,
+            }
+        ]
+    from dlbench.problems.schaul import bank
+
+    tests = bank(**case.problem_params)
     scores, summary = schaul_scores([variant.algorithm], tests, proto, executor, scheduler, case.reference)
     if summary.empty:
-        return [{**base, "metric": "schaul_mean_score", "value": math.nan, "unit": "log10", "status": "error",
-                 "message": "no unit test ran"}]
+        return [
+            {
+                **base,
+                "metric": "schaul_mean_score",
+                "value": math.nan,
+                "unit": "log10",
+                "status": "error",
+                "message": "no unit test ran",
+            }
+        ]
     s = summary.iloc[0]
     med, lo, hi = median_ci(scores["score"].to_numpy(float))
     msg = f"{int(s['n_tests'])} unit tests, score = log10(excess of tuned {case.reference} / excess)"
-    rows = [{**base, "metric": "schaul_mean_score", "value": s["mean_score"], "unit": "log10", "message": msg,
-             "n_samples": int(s["n_tests"])},
-            {**base, "metric": "schaul_median_score", "value": med, "unit": "log10", "median": med, "ci_low": lo,
-             "ci_high": hi, "n_samples": int(s["n_tests"]), "message": msg},
-            {**base, "metric": "schaul_wins", "value": s["wins"], "unit": "fraction", "n_samples": int(s["n_tests"]),
-             "message": f"share of unit tests where it is at least as close to the optimum as tuned {case.reference}"}]
+    rows = [
+        {
+            **base,
+            "metric": "schaul_mean_score",
+            "value": s["mean_score"],
+            "unit": "log10",
+            "message": msg,
+            "n_samples": int(s["n_tests"]),
+        },
+        {
+            **base,
+            "metric": "schaul_median_score",
+            "value": med,
+            "unit": "log10",
+            "median": med,
+            "ci_low": lo,
+            "ci_high": hi,
+            "n_samples": int(s["n_tests"]),
+            "message": msg,
+        },
+        {
+            **base,
+            "metric": "schaul_wins",
+            "value": s["wins"],
+            "unit": "fraction",
+            "n_samples": int(s["n_tests"]),
+            "message": f"share of unit tests at least as close to the optimum as tuned {case.reference}",
+        },
+    ]
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -926,8 +1219,14 @@ def _schaul_rows(case, variant, base, ctx, out_dir) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- suite integration
-def run_protocol(problem: str, params: dict, optimizer: str, protocol: Protocol | None = None,
-                 executor: str = "process", scheduler=None) -> SweepResult:
+def run_protocol(
+    problem: str,
+    params: dict,
+    optimizer: str,
+    protocol: Protocol | None = None,
+    executor: str = "process",
+    scheduler=None,
+) -> SweepResult:
     """The protocol for one (problem, optimizer): grid on tuning seeds, best on fresh seeds."""
     return sweep([(problem, params)], [optimizer], protocol, executor, scheduler, reference=None)
 
@@ -954,18 +1253,40 @@ def run_case(case, variant, threads: int, ctx: dict, out_dir=None) -> list[dict]
         try:
             return _schaul_rows(case, variant, base, ctx, out_dir)
         except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-            return [{**base, "metric": "schaul_mean_score", "value": math.nan, "unit": "log10", "status": "error",
-                     "message": f"{type(e).__name__}: {e}"}]
+            return [
+                {
+                    **base,
+                    "metric": "schaul_mean_score",
+                    "value": math.nan,
+                    "unit": "log10",
+                    "status": "error",
+                    "message": f"{type(e).__name__}: {e}",
+                }
+            ]
     executor, scheduler = _executor_from(ctx)
     proto = replace(case.protocol, backend=variant.backend)
     try:
-        res = sweep([(case.problem, case.problem_params)], [variant.algorithm], proto, executor, scheduler,
-                    reference=None)
+        res = sweep(
+            [(case.problem, case.problem_params)],
+            [variant.algorithm],
+            proto,
+            executor,
+            scheduler,
+            reference=None,
+        )
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - a failing cell is recorded, the run goes on
-        return [{**base, "metric": "iters_to_target", "value": math.nan, "unit": "iter", "status": "error",
-                 "message": f"{type(e).__name__}: {e}"}]
+        return [
+            {
+                **base,
+                "metric": "iters_to_target",
+                "value": math.nan,
+                "unit": "iter",
+                "status": "error",
+                "message": f"{type(e).__name__}: {e}",
+            }
+        ]
     rows = rows_from_table(res.table, base)
     if out_dir is not None:
         write_outputs(out_dir, res, case=case)
@@ -976,22 +1297,57 @@ def rows_from_table(table: pd.DataFrame, base: dict) -> list[dict]:
     rows = []
     for _, t in table.iterrows():
         if t.get("status") == "skipped":
-            rows.append({**base, "metric": "iters_to_target", "value": math.nan, "unit": "iter",
-                         "status": "skipped", "message": t["message"]})
+            rows.append(
+                {
+                    **base,
+                    "metric": "iters_to_target",
+                    "value": math.nan,
+                    "unit": "iter",
+                    "status": "skipped",
+                    "message": t["message"],
+                }
+            )
             continue
-        rows.append({**base, "metric": t["metric"], "value": t["median"], "unit": t["unit"], "min": t["min"],
-                     "median": t["median"], "ci_low": t["ci_low"], "ci_high": t["ci_high"], "n_samples": t["n"],
-                     "samples": t["samples"], "status": t["status"], "message": t["message"],
-                     "lr": t["lr"]})
+        rows.append(
+            {
+                **base,
+                "metric": t["metric"],
+                "value": t["median"],
+                "unit": t["unit"],
+                "min": t["min"],
+                "median": t["median"],
+                "ci_low": t["ci_low"],
+                "ci_high": t["ci_high"],
+                "n_samples": t["n"],
+                "samples": t["samples"],
+                "status": t["status"],
+                "message": t["message"],
+                "lr": t["lr"],
+            }
+        )
     return rows
 
 
 def _base_row(case, var, threads, ctx) -> dict:
     ctx = ctx or {}
-    return {"run_id": ctx.get("run_id", ""), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "suite": case.suite,
-            "benchmark": case.name, "op": case.op, "params": case.params_json, "backend": var.backend,
-            "algorithm": var.algorithm, "chosen": "", "dtype": case.dtype, "threads": threads, "device": "cpu",
-            "git_rev": ctx.get("git_rev", ""), "machine": ctx.get("machine", ""), "status": "ok", "message": ""}
+    return {
+        "run_id": ctx.get("run_id", ""),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "suite": case.suite,
+        "benchmark": case.name,
+        "op": case.op,
+        "params": case.params_json,
+        "backend": var.backend,
+        "algorithm": var.algorithm,
+        "chosen": "",
+        "dtype": case.dtype,
+        "threads": threads,
+        "device": "cpu",
+        "git_rev": ctx.get("git_rev", ""),
+        "machine": ctx.get("machine", ""),
+        "status": "ok",
+        "message": "",
+    }
 
 
 def _append_parquet(path: Path, df: pd.DataFrame) -> pd.DataFrame:
@@ -1015,12 +1371,17 @@ def write_outputs(out_dir, res: SweepResult, case=None, reference: str | None = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     label = {"benchmark": case.name} if case is not None else {}
-    for name, df in (("curves", res.curves), ("runs", res.runs), ("sensitivity", res.sensitivity),
-                     ("tuning_budget", res.budget)):
+    for name, df in (
+        ("curves", res.curves),
+        ("runs", res.runs),
+        ("sensitivity", res.sensitivity),
+        ("tuning_budget", res.budget),
+    ):
         if df is not None and not df.empty:
             _append_parquet(out / f"{name}.parquet", df.assign(**label))
-    table = _append_parquet(out / "convergence.parquet", res.table.assign(**label) if not res.table.empty
-                            else res.table)
+    table = _append_parquet(
+        out / "convergence.parquet", res.table.assign(**label) if not res.table.empty else res.table
+    )
     ref = reference or (getattr(case, "reference", None) if case is not None else None) or "sgd"
     if not table.empty:
         frames = [performance_profile(table, m, ref) for m in ("iters_to_target", "seconds_to_target")]
@@ -1065,11 +1426,12 @@ class ConvergenceCase(Case):
         proto = replace(self.protocol, backend=variant.backend)
 
         def fn():
-            if "result" in bound.extra:    # a runner without the convergence hook calls fn repeatedly
+            if "result" in bound.extra:  # a runner without the convergence hook calls fn repeatedly
                 return bound.extra["result"]
             ex, sch = _executor_from(None)
-            res = sweep([(self.problem, self.problem_params)], [variant.algorithm], proto, ex, sch,
-                        reference=None)
+            res = sweep(
+                [(self.problem, self.problem_params)], [variant.algorithm], proto, ex, sch, reference=None
+            )
             bound.extra["result"] = res
             self._last = res.table
             return res

@@ -37,8 +37,18 @@ def test_cg_solves_ill_conditioned_quadratic_in_n_iterations():
 def test_cg_through_the_runner_reaches_target_within_n():
     _opt_available("cg")
     p = problems.get("quadratic", kappa=1e4, n=50)
-    r = cv.run_cell(cv.Cell("quadratic", cv.params_json({"kappa": 1e4, "n": 50}), "cg", math.nan, 0,
-                            max_iters=p.n, rel_tol=1e-8, timed=True))
+    r = cv.run_cell(
+        cv.Cell(
+            "quadratic",
+            cv.params_json({"kappa": 1e4, "n": 50}),
+            "cg",
+            math.nan,
+            0,
+            max_iters=p.n,
+            rel_tol=1e-8,
+            timed=True,
+        )
+    )
     assert r["reached"] and r["iters_to_target"] <= p.n
 
 
@@ -47,8 +57,12 @@ def test_momentum_beats_sgd_in_iterations_with_tuned_rates(kappa):
     """Alg. 8.2 vs 8.1 on an ill-conditioned quadratic (sec. 8.2.1, 8.3.2), rates tuned on a grid."""
     _opt_available("sgd")
     _opt_available("momentum")
-    proto = cv.Protocol(seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), lr_grid=(0.03, 0.1, 0.3, 1.0, 3.16),
-                        max_iters=int(8 * kappa))
+    proto = cv.Protocol(
+        seeds=(0, 1, 2, 3, 4),
+        tune_seeds=(1000,),
+        lr_grid=(0.03, 0.1, 0.3, 1.0, 3.16),
+        max_iters=int(8 * kappa),
+    )
     res = cv.sweep([("quadratic", {"kappa": kappa, "n": 20})], ["sgd", "momentum"], proto, executor="serial")
     t = res.table.set_index(["optimizer", "metric"])
     sgd, mom = t.loc[("sgd", "iters_to_target"), "median"], t.loc[("momentum", "iters_to_target"), "median"]
@@ -62,7 +76,7 @@ def test_clipping_prevents_divergence_on_the_cliff():
     """Sec. 8.2.4: at a rate where plain SGD is thrown off the cliff, clipped SGD converges."""
     _opt_available("sgd")
     pj = cv.params_json({})
-    lr = 0.2          # the clipped step lr·v stays below the stable step 2/λ_max ≈ 0.25 at the optimum
+    lr = 0.2  # the clipped step lr·v stays below the stable step 2/λ_max ≈ 0.25 at the optimum
     plain = [cv.run_cell(cv.Cell("cliff", pj, "sgd", lr, s)) for s in range(5)]
     clipped = [cv.run_cell(cv.Cell("cliff", pj, "sgd+clip", lr, s)) for s in range(5)]
     assert all(r["diverged"] for r in plain)
@@ -75,15 +89,23 @@ def test_deep_linear_chain_trains_faster_with_batch_norm():
     """Sec. 8.7.1: with batch normalization the chain reaches the target in fewer iterations."""
     _opt_available("sgd")
     _opt_available("momentum")
-    proto = cv.Protocol(seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), lr_grid=(0.01, 0.03, 0.1, 0.3, 1.0),
-                        max_iters=400)
-    res = cv.sweep([("deep_linear", {"batch_norm": False}), ("deep_linear", {"batch_norm": True})],
-                   ["sgd", "momentum"], proto, executor="serial")
+    proto = cv.Protocol(
+        seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), lr_grid=(0.01, 0.03, 0.1, 0.3, 1.0), max_iters=400
+    )
+    res = cv.sweep(
+        [("deep_linear", {"batch_norm": False}), ("deep_linear", {"batch_norm": True})],
+        ["sgd", "momentum"],
+        proto,
+        executor="serial",
+    )
     t = res.table[res.table["metric"] == "iters_to_target"].set_index(["optimizer", "params"])["median"]
     for opt in ("sgd", "momentum"):
-        plain, bn = t[(opt, cv.params_json({"batch_norm": False}))], t[(opt, cv.params_json({"batch_norm": True}))]
+        plain, bn = (
+            t[(opt, cv.params_json({"batch_norm": False}))],
+            t[(opt, cv.params_json({"batch_norm": True}))],
+        )
         assert math.isfinite(bn) and bn < plain
-    assert math.isfinite(t[("momentum", cv.params_json({"batch_norm": False}))])   # both train; BN is faster
+    assert math.isfinite(t[("momentum", cv.params_json({"batch_norm": False}))])  # both train; BN is faster
 
 
 # ----------------------------------------------------------------------------- cells
@@ -92,13 +114,16 @@ def test_divergence_is_an_outcome_not_an_error():
     r = cv.run_cell(cv.Cell("quadratic", cv.params_json({"kappa": 10.0}), "sgd", 10.0, 0, timed=True))
     assert r["diverged"] and not r["reached"] and r["status"] == "ok"
     assert math.isinf(r["final_excess"]) and math.isinf(r["iters_to_target"])
-    assert r["iters"] < 200               # stopped at the blow-up, not at the budget
+    assert r["iters"] < 200  # stopped at the blow-up, not at the budget
 
 
 def test_curve_is_sampled_during_the_run():
     _opt_available("momentum")
-    r = cv.run_cell(cv.Cell("quadratic", cv.params_json({"kappa": 100.0}), "momentum", 0.3, 0, timed=True,
-                            curve_points=30))
+    r = cv.run_cell(
+        cv.Cell(
+            "quadratic", cv.params_json({"kappa": 100.0}), "momentum", 0.3, 0, timed=True, curve_points=30
+        )
+    )
     it, sec, loss = map(np.asarray, (r["curve_iter"], r["curve_seconds"], r["curve_loss"]))
     assert it[0] == 0 and it[-1] == r["iters"] and np.all(np.diff(it) > 0)
     assert np.all(np.diff(sec) >= 0) and sec[-1] == pytest.approx(r["seconds"])
@@ -128,10 +153,11 @@ class _SlowEval(Problem):
 
 def test_evaluation_is_excluded_from_the_clock():
     _opt_available("sgd")
-    r = cv.run_cell(cv.Cell("_slow_eval_quadratic", "{}", "sgd", 0.01, 0, timed=True, max_iters=30,
-                            stop_at_target=False))
+    r = cv.run_cell(
+        cv.Cell("_slow_eval_quadratic", "{}", "sgd", 0.01, 0, timed=True, max_iters=30, stop_at_target=False)
+    )
     assert r["iters"] == 30
-    assert r["seconds"] < 0.25 * 30 * 0.002      # 30 evaluations slept >= 60 ms; the clock saw < 15 ms
+    assert r["seconds"] < 0.25 * 30 * 0.002  # 30 evaluations slept >= 60 ms; the clock saw < 15 ms
 
 
 def test_untimed_cells_report_no_wall_time():
@@ -153,7 +179,7 @@ def test_scipy_peer_methods_run():
     r = cv.run_cell(cv.Cell("rosenbrock", "{}", "lbfgs", math.nan, 0, backend="scipy", timed=True))
     assert r["reached"] and r["iters_to_target"] < 100 and r["grads_to_target"] >= r["iters_to_target"]
     r = cv.run_cell(cv.Cell("quadratic", "{}", "newton", math.nan, 0, backend="scipy", timed=True))
-    assert r["reached"] and r["iters_to_target"] <= 10      # Newton-CG: inexact inner CG solves
+    assert r["reached"] and r["iters_to_target"] <= 10  # Newton-CG: inexact inner CG solves
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -172,9 +198,17 @@ def test_tuning_budget_matches_brute_force():
     from itertools import combinations
 
     scores = [30.0, 10.0, math.inf, 20.0, 50.0]
-    sens = pd.DataFrame({"problem": "p", "params_json": "{}", "optimizer": "o", "lr": [1, 2, 3, 4, 5],
-                         "iters_to_target": scores, "final_excess": [1e-3, 1e-6, math.inf, 1e-4, 1e-2],
-                         "status": "ok"})
+    sens = pd.DataFrame(
+        {
+            "problem": "p",
+            "params_json": "{}",
+            "optimizer": "o",
+            "lr": [1, 2, 3, 4, 5],
+            "iters_to_target": scores,
+            "final_excess": [1e-3, 1e-6, math.inf, 1e-4, 1e-2],
+            "status": "ok",
+        }
+    )
     b = cv.tuning_budget(sens).set_index("budget")
     for k in range(1, 6):
         mins = [min(c) for c in combinations(scores, k)]
@@ -184,21 +218,39 @@ def test_tuning_budget_matches_brute_force():
 
 
 def _table(rows):
-    return pd.DataFrame([{"problem": p, "params": "{}", "optimizer": o, "metric": "iters_to_target",
-                          "median": v, "status": "ok"} for p, o, v in rows])
+    return pd.DataFrame(
+        [
+            {
+                "problem": p,
+                "params": "{}",
+                "optimizer": o,
+                "metric": "iters_to_target",
+                "median": v,
+                "status": "ok",
+            }
+            for p, o, v in rows
+        ]
+    )
 
 
 def test_performance_profile_against_a_fixed_reference_is_stable():
-    base = [("a", "sgd", 100.0), ("a", "adam", 50.0), ("b", "sgd", 80.0), ("b", "adam", 160.0),
-            ("c", "sgd", math.inf), ("c", "adam", 30.0)]
+    base = [
+        ("a", "sgd", 100.0),
+        ("a", "adam", 50.0),
+        ("b", "sgd", 80.0),
+        ("b", "adam", 160.0),
+        ("c", "sgd", math.inf),
+        ("c", "adam", 30.0),
+    ]
     taus = [1e-3, 0.25, 0.5, 1.0, 2.0, 4.0, 1e3]
     p1 = cv.performance_profile(_table(base), reference="sgd", taus=taus)
-    p2 = cv.performance_profile(_table(base + [("a", "new", 1.0), ("b", "new", 1.0), ("c", "new", 1.0)]),
-                                reference="sgd", taus=taus)
+    p2 = cv.performance_profile(
+        _table(base + [("a", "new", 1.0), ("b", "new", 1.0), ("c", "new", 1.0)]), reference="sgd", taus=taus
+    )
     for opt in ("sgd", "adam"):
         a = p1[(p1.optimizer == opt)].reset_index(drop=True)
         b = p2[(p2.optimizer == opt)].reset_index(drop=True)
-        pd.testing.assert_frame_equal(a, b)      # adding an entry moves no other score
+        pd.testing.assert_frame_equal(a, b)  # adding an entry moves no other score
     sgd = p1[(p1.optimizer == "sgd") & p1.tau.notna()].set_index("tau")["rho"]
     assert sgd.loc[1.0] == pytest.approx(2 / 3)  # reference solves 2 of 3 problems, at ratio 1
     adam = p1[(p1.optimizer == "adam") & p1.tau.notna()].set_index("tau")["rho"]
@@ -210,8 +262,22 @@ def test_performance_profile_against_a_fixed_reference_is_stable():
 # ----------------------------------------------------------------------------- executors
 SMALL = [("quadratic", {"kappa": 10.0, "n": 10}), ("cliff", {})]
 SMALL_PROTO = cv.Protocol(seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), lr_grid=(0.01, 0.1, 1.0), max_iters=300)
-DETERMINISTIC = ["problem", "params", "optimizer", "metric", "median", "ci_low", "ci_high", "min", "n", "lr",
-                 "reached", "diverged", "status", "samples"]
+DETERMINISTIC = [
+    "problem",
+    "params",
+    "optimizer",
+    "metric",
+    "median",
+    "ci_low",
+    "ci_high",
+    "min",
+    "n",
+    "lr",
+    "reached",
+    "diverged",
+    "status",
+    "samples",
+]
 
 
 def _comparable(t):
@@ -288,3 +354,59 @@ def test_bound_fn_runs_the_protocol_once():
     t0 = time.perf_counter()
     assert bound.fn() is res and time.perf_counter() - t0 < 0.1 * first + 1e-3
     assert "iters_to_target" in case.metrics(None)
+
+
+# ----------------------------------------------------------------------------- more book behaviours
+def test_continuation_reaches_the_global_minimum_where_plain_descent_stalls():
+    """Sec. 8.7.6: training on blurred objectives (eq. 8.40) avoids the local minimum."""
+    _opt_available("sgd")
+    blur = cv.params_json({"schedule": "blur"})
+    none = cv.params_json({"schedule": "none"})
+    for s in range(3):
+        b = cv.run_cell(cv.Cell("continuation", blur, "sgd", 0.1, s, max_iters=800))
+        n = cv.run_cell(cv.Cell("continuation", none, "sgd", 0.1, s, max_iters=800))
+        assert b["reached"] and not n["reached"]
+        assert n["final_excess"] > 1.0  # stuck in a local minimum
+
+
+def test_wrong_side_of_the_mountain_never_reaches_the_target():
+    """Fig. 8.4: local descent from the wrong side slides to the asymptote: no target, no divergence."""
+    _opt_available("momentum")
+    r = cv.run_cell(cv.Cell("wrong_side", "{}", "momentum", 0.3, 0, max_iters=500))
+    assert not r["reached"] and not r["diverged"] and r["final_excess"] == pytest.approx(0.3, abs=0.01)
+    r = cv.run_cell(
+        cv.Cell("wrong_side", cv.params_json({"start": "right"}), "momentum", 0.3, 0, max_iters=500)
+    )
+    assert r["reached"]
+
+
+def test_block_coordinate_descent_through_the_runner():
+    _opt_available("bcd")
+    r = cv.run_cell(cv.Cell("coupled", "{}", "bcd", math.nan, 0, max_iters=2000, timed=True))
+    assert r["reached"] and r["iters_to_target"] > 50  # the zig-zag of sec. 8.7.2 (alpha = 0.01)
+    strong = cv.run_cell(cv.Cell("coupled", cv.params_json({"alpha": 1.0}), "bcd", math.nan, 0, timed=True))
+    assert strong["reached"] and strong["iters_to_target"] < r["iters_to_target"] / 5
+
+
+def test_schaul_scores_against_tuned_sgd():
+    from dlbench.problems.schaul import bank
+
+    _opt_available("sgd")
+    _opt_available("momentum")
+    tests = bank(
+        dims=(1,),
+        shapes=("quadratic", "abs"),
+        noises=("none", "gauss_add"),
+        scales=("normal",),
+        drifts=("none",),
+        steps=60,
+    )
+    proto = cv.Protocol(
+        seeds=(0, 1, 2, 3, 4), tune_seeds=(1000,), lr_grid=(0.01, 0.1, 1.0), stop_at_target=False, timed=False
+    )
+    scores, summary = cv.schaul_scores(["sgd", "momentum"], tests, proto, executor="serial")
+    assert len(scores) == 2 * len(tests)
+    assert (scores.loc[scores.optimizer == "sgd", "score"] == 0).all()
+    s = summary.set_index("optimizer")
+    assert s.loc["sgd", "wins"] == 1.0 and s.loc["momentum", "n_tests"] == len(tests)
+    assert np.isfinite(s.loc["momentum", "mean_score"]) and "shape=abs" in s.columns

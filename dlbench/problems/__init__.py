@@ -17,8 +17,16 @@ from dlbench.errors import UserError
 from dlbench.problems.base import Problem, check_gradient, check_hessp
 
 _REGISTRY: dict[str, type[Problem]] = {}
-_MODULES = ("analytic", "deep_linear", "data", "rnn", "sparse_coding", "continuation", "pretraining",
-            "schaul")
+_MODULES = (
+    "analytic",
+    "deep_linear",
+    "data",
+    "rnn",
+    "sparse_coding",
+    "continuation",
+    "pretraining",
+    "schaul",
+)
 _LOADED = False
 
 

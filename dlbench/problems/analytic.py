@@ -43,8 +43,11 @@ class Quadratic(Problem):
             raise ValueError(f"spectrum must be 'linear' or 'log', got {spectrum!r}")
         rng = np.random.default_rng(instance)
         self.n = int(n)
-        self.eigenvalues = (np.linspace(1.0 / kappa, 1.0, self.n) if spectrum == "linear"
-                            else np.logspace(-np.log10(kappa), 0.0, self.n))
+        self.eigenvalues = (
+            np.linspace(1.0 / kappa, 1.0, self.n)
+            if spectrum == "linear"
+            else np.logspace(-np.log10(kappa), 0.0, self.n)
+        )
         self.Q = random_rotation(self.n, rng)
         self.H = (self.Q * self.eigenvalues) @ self.Q.T
         self.H = 0.5 * (self.H + self.H.T)
@@ -208,7 +211,7 @@ class Cliff(Problem):
         r = np.prod(x) - self.y
         h = np.outer(o, o)
         n = self.n
-        for i in range(n):          # ∂²∏/∂w_i∂w_j = ∏_{k≠i,j} w_k
+        for i in range(n):  # ∂²∏/∂w_i∂w_j = ∏_{k≠i,j} w_k
             for j in range(i + 1, n):
                 m = np.prod(np.delete(x, [i, j]))
                 h[i, j] += r * m
@@ -296,18 +299,18 @@ class Plateau(Problem):
         self.x_star = np.zeros(self.n)
 
     def f(self, x):
-        return float(-np.expm1(-(x @ x) / (2 * self.s ** 2)))
+        return float(-np.expm1(-(x @ x) / (2 * self.s**2)))
 
     def grad(self, x):
-        return np.exp(-(x @ x) / (2 * self.s ** 2)) / self.s ** 2 * x
+        return np.exp(-(x @ x) / (2 * self.s**2)) / self.s**2 * x
 
     def hess(self, x):
-        e = np.exp(-(x @ x) / (2 * self.s ** 2))
-        return e * (np.eye(self.n) / self.s ** 2 - np.outer(x, x) / self.s ** 4)
+        e = np.exp(-(x @ x) / (2 * self.s**2))
+        return e * (np.eye(self.n) / self.s**2 - np.outer(x, x) / self.s**4)
 
     def hessp(self, x, v):
-        e = np.exp(-(x @ x) / (2 * self.s ** 2))
-        return e * (v / self.s ** 2 - x * (x @ v) / self.s ** 4)
+        e = np.exp(-(x @ x) / (2 * self.s**2))
+        return e * (v / self.s**2 - x * (x @ v) / self.s**4)
 
     def x0(self, seed):
         u = np.random.default_rng(seed).standard_normal(self.n)
@@ -342,8 +345,11 @@ class WrongSide(Problem):
     @staticmethod
     def _f0(t):
         if t <= 0:
-            return 0.3 + 0.7 * np.exp(-0.5 * t * t), -0.7 * t * np.exp(-0.5 * t * t), \
-                0.7 * (t * t - 1) * np.exp(-0.5 * t * t)
+            return (
+                0.3 + 0.7 * np.exp(-0.5 * t * t),
+                -0.7 * t * np.exp(-0.5 * t * t),
+                0.7 * (t * t - 1) * np.exp(-0.5 * t * t),
+            )
         u = 1.0 - t * t / 9.0
         return u * u, -4.0 * t * u / 9.0, -4.0 / 9.0 * u + 8.0 * t * t / 81.0
 
@@ -382,8 +388,15 @@ class NoisyQuadratic(Problem):
     max_iters = 3000
     rel_tol = 1e-2
 
-    def __init__(self, n: int = 20, m: int = 1000, kappa: float = 100.0, batch: int = 10,
-                 noise: float = 0.5, instance: int = 0):
+    def __init__(
+        self,
+        n: int = 20,
+        m: int = 1000,
+        kappa: float = 100.0,
+        batch: int = 10,
+        noise: float = 0.5,
+        instance: int = 0,
+    ):
         super().__init__(n=n, m=m, kappa=kappa, batch=batch, noise=noise, instance=instance)
         rng = np.random.default_rng(instance)
         self.n, self.m, self.batch = int(n), int(m), int(batch)

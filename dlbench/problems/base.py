@@ -35,11 +35,11 @@ class Problem:
     """
 
     name = "problem"
-    section = ""                   # book section, e.g. "8.2.1"
+    section = ""  # book section, e.g. "8.2.1"
     stochastic = False
     f_star: float | None = None
     reference_loss: float | None = None
-    target_loss: float | None = None   # absolute target (overrides rel_tol when set)
+    target_loss: float | None = None  # absolute target (overrides rel_tol when set)
     rel_tol = 1e-6
     max_iters = 2000
     eval_every = 1
@@ -112,18 +112,26 @@ class Problem:
 
     def describe(self) -> dict:
         """One line of metadata for listings and reports."""
-        return {"problem": self.name, "section": self.section, "n": self.n, "stochastic": self.stochastic,
-                "f_star": self.f_star, "reference_loss": self.reference_loss,
-                "hessian": self.has_hess, "hessp": self.has_hessp, "blocks": len(self.blocks or []),
-                "params": dict(self.params), "doc": (type(self).__doc__ or "").strip().split("\n")[0]}
+        return {
+            "problem": self.name,
+            "section": self.section,
+            "n": self.n,
+            "stochastic": self.stochastic,
+            "f_star": self.f_star,
+            "reference_loss": self.reference_loss,
+            "hessian": self.has_hess,
+            "hessp": self.has_hessp,
+            "blocks": len(self.blocks or []),
+            "params": dict(self.params),
+            "doc": (type(self).__doc__ or "").strip().split("\n")[0],
+        }
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
 
 
-def check_gradient(problem: Problem, x: np.ndarray, h: float = 1e-6, n_dirs: int = 6,
-                   seed: int = 0) -> float:
+def check_gradient(problem: Problem, x: np.ndarray, h: float = 1e-6, n_dirs: int = 6, seed: int = 0) -> float:
     """Largest relative error of ∇J against central differences along random directions.
 
     For each random unit direction d: (J(x + h d) − J(x − h d)) / 2h against ∇J(x)·d. Returns

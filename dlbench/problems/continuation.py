@@ -31,13 +31,26 @@ class Continuation(Problem):
     max_iters = 2000
     rel_tol = 1e-6
 
-    def __init__(self, n: int = 2, a: float = 2.0, b: float = 2.0, schedule: str = "blur", sigma0: float = 2.0,
-                 anneal: int = 500, sampled: bool = False):
+    def __init__(
+        self,
+        n: int = 2,
+        a: float = 2.0,
+        b: float = 2.0,
+        schedule: str = "blur",
+        sigma0: float = 2.0,
+        anneal: int = 500,
+        sampled: bool = False,
+    ):
         super().__init__(n=n, a=a, b=b, schedule=schedule, sigma0=sigma0, anneal=anneal, sampled=sampled)
         if schedule not in ("blur", "none"):
             raise ValueError(f"schedule must be 'blur' or 'none', got {schedule!r}")
         self.n, self.a, self.b = int(n), float(a), float(b)
-        self.schedule, self.sigma0, self.anneal, self.sampled = schedule, float(sigma0), int(anneal), bool(sampled)
+        self.schedule, self.sigma0, self.anneal, self.sampled = (
+            schedule,
+            float(sigma0),
+            int(anneal),
+            bool(sampled),
+        )
         self.stochastic = self.sampled and schedule == "blur"
         self.f_star = 0.0
         self.x_star = np.zeros(self.n)
@@ -51,7 +64,7 @@ class Continuation(Problem):
     def blurred(self, x, sigma: float) -> float:
         """J⁽σ⁾(θ), eq. 8.40 in closed form."""
         damp = np.exp(-0.5 * (self.b * sigma) ** 2)
-        return float((0.5 * (x * x + sigma ** 2) + self.a * (1 - damp * np.cos(self.b * x))).sum())
+        return float((0.5 * (x * x + sigma**2) + self.a * (1 - damp * np.cos(self.b * x))).sum())
 
     def blurred_grad(self, x, sigma: float):
         damp = np.exp(-0.5 * (self.b * sigma) ** 2)
@@ -64,7 +77,7 @@ class Continuation(Problem):
         return self.blurred_grad(x, 0.0)
 
     def hess(self, x):
-        return np.diag(1.0 + self.a * self.b ** 2 * np.cos(self.b * x))
+        return np.diag(1.0 + self.a * self.b**2 * np.cos(self.b * x))
 
     def train_grad(self, x, rng=None, k=0):
         s = self.sigma(k)

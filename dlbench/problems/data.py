@@ -14,7 +14,7 @@ those problems state ``reference_loss = 0`` and an absolute ``target_loss``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from dlbench.problems import register
 from dlbench.problems.base import Problem
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dataset(name: str):
     try:
         from sklearn import datasets
@@ -70,7 +70,7 @@ class Logistic(Problem):
         self.batch = None if batch is None else int(batch)
         self.stochastic = self.batch is not None
         self.reg = np.full(self.n, self.lam)
-        self.reg[-1] = 0.0                     # the bias is not penalized
+        self.reg[-1] = 0.0  # the bias is not penalized
         self.x_star = self._solve()
         self.f_star = self.f(self.x_star)
 
@@ -97,7 +97,7 @@ class Logistic(Problem):
         return self._grad(x, self.X[idx], self.s[idx])
 
     def hess(self, x):
-        p = np.exp(-np.logaddexp(0.0, -(self.X @ x)))           # sigmoid
+        p = np.exp(-np.logaddexp(0.0, -(self.X @ x)))  # sigmoid
         w = p * (1 - p)
         return (self.X.T * w) @ self.X / self.m + np.diag(self.reg)
 
@@ -112,7 +112,7 @@ class Logistic(Problem):
             gmax = min(gmax, np.abs(g).max())
             step = np.linalg.solve(self.hess(x), g)
             t, f0 = 1.0, self.f(x)
-            for _ in range(30):    # below round-off of J, take the full Newton step
+            for _ in range(30):  # below round-off of J, take the full Newton step
                 if g @ step < 1e-13 * (1 + abs(f0)) or self.f(x - t * step) <= f0 - 0.25 * t * (g @ step):
                     break
                 t *= 0.5
@@ -131,10 +131,10 @@ def _init_weight(kind, n_in, n_out, rng, activation):
     """One dense weight (n_in, n_out) by a strategy of sec. 8.4 (``dlbench.optim.init``)."""
     from dlbench.optim import init as oi
 
-    shape = (n_out, n_in)                    # optim.init's layout: (n_out, n_in)
+    shape = (n_out, n_in)  # optim.init's layout: (n_out, n_in)
     if kind == "uniform":
         w = oi.uniform_fan_in(shape, rng=rng, dtype=np.float64)
-    elif kind in ("glorot", "lsuv"):         # LSUV starts orthogonal itself; glorot as a placeholder here
+    elif kind in ("glorot", "lsuv"):  # LSUV starts orthogonal itself; glorot as a placeholder here
         w = oi.glorot_uniform(shape, rng=rng, dtype=np.float64)
     elif kind == "orthogonal":
         w = oi.orthogonal(shape, gain=oi.gain(activation), rng=rng, dtype=np.float64)
@@ -175,7 +175,7 @@ class _MLPBase(Problem):
 
     def unpack(self, x):
         """[(W_1, b_1), ...] as views of θ; W_l has shape (n_in, n_out)."""
-        arrs = [x[self._offs[i]:self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
+        arrs = [x[self._offs[i] : self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
         return list(zip(arrs[0::2], arrs[1::2]))
 
     def _act(self, z):
@@ -230,9 +230,9 @@ class _MLPBase(Problem):
         rng = np.random.default_rng(seed)
         x = np.zeros(self.n)
         layers = self.unpack(x)
-        for (W, b), (a, c) in zip(layers, zip(self.sizes[:-1], self.sizes[1:])):
+        for (W, _), (a, c) in zip(layers, zip(self.sizes[:-1], self.sizes[1:])):
             W[...] = _init_weight(init, a, c, rng, self.activation)
-        if init == "lsuv":                 # Mishkin & Matas 2015 on one minibatch of 128 examples
+        if init == "lsuv":  # Mishkin & Matas 2015 on one minibatch of 128 examples
             from dlbench.optim import init as oi
 
             Ws = [np.ascontiguousarray(W.T) for W, _ in layers[:-1]]
@@ -263,10 +263,23 @@ class MLPDigits(_MLPBase):
 
     section = "8.4"
 
-    def __init__(self, hidden: tuple | list = (32,), init: str = "glorot", activation: str = "tanh",
-                 batch: int = 64, curriculum: bool = False, ramp: int = 1000):
-        super().__init__(hidden=list(hidden), init=init, activation=activation, batch=batch,
-                         curriculum=curriculum, ramp=ramp)
+    def __init__(
+        self,
+        hidden: tuple | list = (32,),
+        init: str = "glorot",
+        activation: str = "tanh",
+        batch: int = 64,
+        curriculum: bool = False,
+        ramp: int = 1000,
+    ):
+        super().__init__(
+            hidden=list(hidden),
+            init=init,
+            activation=activation,
+            batch=batch,
+            curriculum=curriculum,
+            ramp=ramp,
+        )
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
         if activation not in ("tanh", "relu"):
@@ -295,8 +308,9 @@ class MLPDigits(_MLPBase):
         if not self.curriculum:
             return rng.integers(0, self.m, self.batch)
         n_all = int(round(self.uniform_share(k) * self.batch))
-        return np.concatenate([rng.integers(0, self.m, n_all),
-                               self.easy[rng.integers(0, len(self.easy), self.batch - n_all)]])
+        return np.concatenate(
+            [rng.integers(0, self.m, n_all), self.easy[rng.integers(0, len(self.easy), self.batch - n_all)]]
+        )
 
     def x0(self, seed):
         return self._init_params(seed, self.init)
@@ -309,7 +323,7 @@ def im2col_3x3(x):
 
     n, c, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    p = sliding_window_view(xp, (3, 3), axis=(2, 3))            # N, C, H, W, 3, 3
+    p = sliding_window_view(xp, (3, 3), axis=(2, 3))  # N, C, H, W, 3, 3
     return p.transpose(0, 2, 3, 1, 4, 5).reshape(n * h * w, c * 9)
 
 
@@ -320,7 +334,7 @@ def col2im_3x3(cols, shape):
     xp = np.zeros((n, c, h + 2, w + 2))
     for r in range(3):
         for s in range(3):
-            xp[:, :, r:r + h, s:s + w] += cols[:, :, :, :, r, s].transpose(0, 3, 1, 2)
+            xp[:, :, r : r + h, s : s + w] += cols[:, :, :, :, r, s].transpose(0, 3, 1, 2)
     return xp[:, :, 1:-1, 1:-1]
 
 
@@ -356,13 +370,13 @@ class CNNDigits(_MLPBase):
 
     def unpack(self, x):
         """(K (channels, 9), b_conv, W (16·channels, 10), b) as views of θ."""
-        return [x[self._offs[i]:self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
+        return [x[self._offs[i] : self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
 
     def _loss_grad(self, x, X, Y, need_grad=True):
         K, bc, W, b = self.unpack(x)
         n = len(X)
-        cols = im2col_3x3(X)                                   # (n·64, 9)
-        z = cols @ K.T + bc                                    # (n·64, c)
+        cols = im2col_3x3(X)  # (n·64, 9)
+        z = cols @ K.T + bc  # (n·64, c)
         a = np.maximum(z, 0.0)
         a4 = a.reshape(n, 8, 8, self.c)
         pooled = a4.reshape(n, 4, 2, 4, 2, self.c).mean((2, 4))  # (n, 4, 4, c)

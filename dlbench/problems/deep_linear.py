@@ -54,11 +54,24 @@ class DeepLinear(Problem):
     rel_tol = 1e-4
     eps = 1e-8
 
-    def __init__(self, depth: int = 8, width: int = 1, batch_norm: bool = False, m: int = 128,
-                 scale: float = 0.6, instance: int = 0):
+    def __init__(
+        self,
+        depth: int = 8,
+        width: int = 1,
+        batch_norm: bool = False,
+        m: int = 128,
+        scale: float = 0.6,
+        instance: int = 0,
+    ):
         super().__init__(depth=depth, width=width, batch_norm=batch_norm, m=m, scale=scale, instance=instance)
         rng = np.random.default_rng(instance)
-        self.L, self.d, self.bn, self.m, self.scale = int(depth), int(width), bool(batch_norm), int(m), float(scale)
+        self.L, self.d, self.bn, self.m, self.scale = (
+            int(depth),
+            int(width),
+            bool(batch_norm),
+            int(m),
+            float(scale),
+        )
         x = rng.standard_normal((self.m, self.d))
         self.X = x - x.mean(0)
         self.A = 2.0 * np.eye(self.d) + 0.5 * rng.standard_normal((self.d, self.d))
@@ -87,24 +100,24 @@ class DeepLinear(Problem):
             return x
         for gm in gs:
             gm[...] = 1.0
-        sx = np.sqrt(self.eps + (self.X ** 2).mean(0))
+        sx = np.sqrt(self.eps + (self.X**2).mean(0))
         h = self.X / sx
-        for _ in range(self.L - 1):          # standardizing a standardized input leaves it (almost) alone
-            h = h / np.sqrt(self.eps + (h ** 2).mean(0))
+        for _ in range(self.L - 1):  # standardizing a standardized input leaves it (almost) alone
+            h = h / np.sqrt(self.eps + (h**2).mean(0))
         Ws[-1][...] = np.linalg.lstsq(h, self.X @ fit, rcond=None)[0]
         z = h @ Ws[-1]
-        gs[-1][...] = np.sqrt(self.eps + (z ** 2).mean(0))
+        gs[-1][...] = np.sqrt(self.eps + (z**2).mean(0))
         return x
 
     def unpack(self, x):
         """(list of W_i (d × d), list of γ_i, list of β_i) as views of θ."""
         d, L = self.d, self.L
         nw = L * d * d
-        Ws = [x[i * d * d:(i + 1) * d * d].reshape(d, d) for i in range(L)]
+        Ws = [x[i * d * d : (i + 1) * d * d].reshape(d, d) for i in range(L)]
         if not self.bn:
             return Ws, [], []
-        gs = [x[nw + 2 * i * d: nw + 2 * i * d + d] for i in range(L)]
-        bs = [x[nw + 2 * i * d + d: nw + 2 * (i + 1) * d] for i in range(L)]
+        gs = [x[nw + 2 * i * d : nw + 2 * i * d + d] for i in range(L)]
+        bs = [x[nw + 2 * i * d + d : nw + 2 * (i + 1) * d] for i in range(L)]
         return Ws, gs, bs
 
     def _forward(self, x):

@@ -26,8 +26,9 @@ class Pretraining(_MLPBase):
     section = "8.7.4"
     max_iters = 3000
 
-    def __init__(self, mode: str = "greedy", depth: int = 3, width: int = 32, batch: int = 64,
-                 stage_iters: int = 300):
+    def __init__(
+        self, mode: str = "greedy", depth: int = 3, width: int = 32, batch: int = 64, stage_iters: int = 300
+    ):
         super().__init__(mode=mode, depth=depth, width=width, batch=batch, stage_iters=stage_iters)
         if mode not in ("greedy", "joint"):
             raise ValueError(f"mode must be 'greedy' or 'joint', got {mode!r}")
@@ -49,9 +50,9 @@ class Pretraining(_MLPBase):
         self.blocks = [np.arange(self._offs[2 * i], self._offs[2 * i + 2]) for i in range(2 * self.L)]
 
     def _arrays(self, x):
-        arrs = [x[self._offs[i]:self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
-        hidden = list(zip(arrs[0:2 * self.L:2], arrs[1:2 * self.L:2]))
-        heads = list(zip(arrs[2 * self.L::2], arrs[2 * self.L + 1::2]))
+        arrs = [x[self._offs[i] : self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
+        hidden = list(zip(arrs[0 : 2 * self.L : 2], arrs[1 : 2 * self.L : 2]))
+        heads = list(zip(arrs[2 * self.L :: 2], arrs[2 * self.L + 1 :: 2]))
         return hidden, heads
 
     def stage(self, k: int) -> int:

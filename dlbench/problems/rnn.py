@@ -46,7 +46,7 @@ class RNNAdding(Problem):
         marks = np.zeros((self.tau, self.m))
         for i in range(self.m):
             marks[rng.choice(self.tau, 2, replace=False), i] = 1.0
-        self.x = np.ascontiguousarray(np.stack([u, marks], -1))          # (tau, m, 2)
+        self.x = np.ascontiguousarray(np.stack([u, marks], -1))  # (tau, m, 2)
         self.y = (u * marks).sum(0)
         nh = self.h
         self.shapes = [(nh, 2), (nh, nh), (nh,), (1, nh), (1,)]
@@ -55,7 +55,7 @@ class RNNAdding(Problem):
 
     def unpack(self, x):
         """(U, W, b, V, c) as views of θ."""
-        return [x[self._offs[i]:self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
+        return [x[self._offs[i] : self._offs[i + 1]].reshape(s) for i, s in enumerate(self.shapes)]
 
     def _loss_grad(self, theta, xs, ys, need_grad=True):
         from dlbench import ops
@@ -69,7 +69,7 @@ class RNNAdding(Problem):
             return loss, None
         g = np.empty_like(theta)
         gU, gW, gb, gV, gc = self.unpack(g)
-        dlast = np.outer(r / len(ys), V[0])                                 # dL/dh(τ)
+        dlast = np.outer(r / len(ys), V[0])  # dL/dh(τ)
         gr = ops.rnn_backward(xs, fw.h, None, U, W, grad_h_last=dlast, backend="numpy")
         gU[...], gW[...], gb[...] = gr.U, gr.W, gr.b
         gV[0] = fw.h_last.T @ (r / len(ys))

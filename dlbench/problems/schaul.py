@@ -29,8 +29,14 @@ from dlbench.problems import register
 from dlbench.problems.base import Problem, random_rotation
 
 SHAPES = ("quadratic", "abs", "cliff", "gauss", "laplace", "relu", "exp")
-NOISES = {"none": 0.0, "gauss_add": 0.1, "gauss_add_high": 1.0, "gauss_mul": 1.0, "cauchy": 0.1,
-          "maskout": 0.5}
+NOISES = {
+    "none": 0.0,
+    "gauss_add": 0.1,
+    "gauss_add_high": 1.0,
+    "gauss_mul": 1.0,
+    "cauchy": 0.1,
+    "maskout": 0.5,
+}
 SCALES = {"flat": 0.1, "normal": 1.0, "steep": 10.0}
 
 
@@ -71,11 +77,27 @@ class SchaulUnitTest(Problem):
     rel_tol = 1e-12
     lr_grid = tuple(float(v) for v in 10.0 ** np.arange(-4, 1.01, 0.5))
 
-    def __init__(self, shape: str = "quadratic", noise: str = "none", scale: str = "normal",
-                 drift: str = "none", dim: int = 1, rotate: bool = False, steps: int = 200,
-                 instance: int = 0):
-        super().__init__(shape=shape, noise=noise, scale=scale, drift=drift, dim=dim, rotate=rotate,
-                         steps=steps, instance=instance)
+    def __init__(
+        self,
+        shape: str = "quadratic",
+        noise: str = "none",
+        scale: str = "normal",
+        drift: str = "none",
+        dim: int = 1,
+        rotate: bool = False,
+        steps: int = 200,
+        instance: int = 0,
+    ):
+        super().__init__(
+            shape=shape,
+            noise=noise,
+            scale=scale,
+            drift=drift,
+            dim=dim,
+            rotate=rotate,
+            steps=steps,
+            instance=instance,
+        )
         _proto(shape, np.zeros(1))
         if noise not in NOISES:
             raise ValueError(f"unknown noise {noise!r}; known: {', '.join(NOISES)}")
@@ -128,12 +150,12 @@ class SchaulUnitTest(Problem):
             return g * np.exp(s * rng.standard_normal(self.n))
         if self.noise == "cauchy":
             return g + s * rng.standard_cauchy(self.n)
-        return g * (rng.uniform(size=self.n) >= s)          # mask-out
+        return g * (rng.uniform(size=self.n) >= s)  # mask-out
 
     def hess(self, x):
         if self.shape not in ("quadratic", "cliff"):
             raise NotImplementedError(f"{self.shape}: no Hessian used")
-        return self.c ** 2 * self.Q.T @ self.Q
+        return self.c**2 * self.Q.T @ self.Q
 
     @property
     def has_hess(self) -> bool:
@@ -144,8 +166,14 @@ class SchaulUnitTest(Problem):
         return self.Q.T @ z
 
 
-def bank(dims=(1, 2, 10), shapes=SHAPES, noises=tuple(NOISES), scales=tuple(SCALES),
-         drifts=("none", "offset"), steps: int = 200) -> list[dict]:
+def bank(
+    dims=(1, 2, 10),
+    shapes=SHAPES,
+    noises=tuple(NOISES),
+    scales=tuple(SCALES),
+    drifts=("none", "offset"),
+    steps: int = 200,
+) -> list[dict]:
     """Parameter sets of the unit-test bank: shapes × noises × scales × drifts, per dimension.
 
     In 2 and 10 dimensions only the normal scale is combined with a rotation (the original's
@@ -159,6 +187,15 @@ def bank(dims=(1, 2, 10), shapes=SHAPES, noises=tuple(NOISES), scales=tuple(SCAL
                 out.append({"shape": sh, "noise": no, "scale": sc, "drift": dr, "dim": 1, "steps": steps})
         else:
             for sh, no, rot, dr in itertools.product(shapes, noises, (False, True), drifts):
-                out.append({"shape": sh, "noise": no, "scale": "normal", "drift": dr, "dim": int(d),
-                            "rotate": rot, "steps": steps})
+                out.append(
+                    {
+                        "shape": sh,
+                        "noise": no,
+                        "scale": "normal",
+                        "drift": dr,
+                        "dim": int(d),
+                        "rotate": rot,
+                        "steps": steps,
+                    }
+                )
     return out

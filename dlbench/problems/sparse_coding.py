@@ -23,7 +23,8 @@ class SparseCoding(Problem):
 
     X = H₀ W₀ᵀ + 0.01 noise with sparse H₀ (``density``). θ = [H (m × k), W (d × k)], blocks
     [H, W]. Non-convex: the reference loss is J at a local minimum found from (H₀, W₀) by two
-    block-coordinate sweeps and a joint L-BFGS polish (BCD alone creeps along the H ↔ W scale valley); the target is J ≤ ref + 1e-3 (J(θ0) − ref).
+    block-coordinate sweeps and a joint L-BFGS polish (BCD alone creeps along the H ↔ W scale
+    valley); the target is J ≤ ref + 1e-3 (J(θ0) − ref).
     x0(seed): H ~ N(0, 0.1²), W ~ N(0, 1/d).
     """
 
@@ -33,8 +34,17 @@ class SparseCoding(Problem):
     rel_tol = 1e-3
     eval_every = 5
 
-    def __init__(self, m: int = 50, d: int = 16, k: int = 8, lam: float = 0.1, alpha: float = 0.1,
-                 mu: float = 1e-2, density: float = 0.3, instance: int = 0):
+    def __init__(
+        self,
+        m: int = 50,
+        d: int = 16,
+        k: int = 8,
+        lam: float = 0.1,
+        alpha: float = 0.1,
+        mu: float = 1e-2,
+        density: float = 0.3,
+        instance: int = 0,
+    ):
         super().__init__(m=m, d=d, k=k, lam=lam, alpha=alpha, mu=mu, density=density, instance=instance)
         rng = np.random.default_rng(instance)
         self.m, self.d, self.k = int(m), int(d), int(k)
@@ -49,17 +59,22 @@ class SparseCoding(Problem):
             x = self.block_minimize(self.block_minimize(x, 0), 1)
         from scipy.optimize import minimize
 
-        res = minimize(lambda z: (self.f(z), self.grad(z)), x, jac=True, method="L-BFGS-B",
-                       options={"gtol": 1e-10, "ftol": 0.0, "maxiter": 20_000, "maxcor": 30})
+        res = minimize(
+            lambda z: (self.f(z), self.grad(z)),
+            x,
+            jac=True,
+            method="L-BFGS-B",
+            options={"gtol": 1e-10, "ftol": 0.0, "maxiter": 20_000, "maxcor": 30},
+        )
         self.x_ref = res.x
         self.reference_loss = self.f(res.x)
 
     def unpack(self, x):
         """(H (m × k), W (d × k)) as views of θ."""
-        return x[: self.m * self.k].reshape(self.m, self.k), x[self.m * self.k:].reshape(self.d, self.k)
+        return x[: self.m * self.k].reshape(self.m, self.k), x[self.m * self.k :].reshape(self.d, self.k)
 
     def _abs(self, h):
-        return np.sqrt(h * h + self.mu ** 2) - self.mu
+        return np.sqrt(h * h + self.mu**2) - self.mu
 
     def f(self, x):
         H, W = self.unpack(x)
@@ -69,7 +84,7 @@ class SparseCoding(Problem):
     def grad(self, x):
         H, W = self.unpack(x)
         r = self.X - H @ W.T
-        gH = self.lam * H / np.sqrt(H * H + self.mu ** 2) - 2 * r @ W
+        gH = self.lam * H / np.sqrt(H * H + self.mu**2) - 2 * r @ W
         gW = -2 * r.T @ H + self.alpha * W
         return np.concatenate([gH.ravel(), gW.ravel()])
 
@@ -77,7 +92,7 @@ class SparseCoding(Problem):
         """Minimize J over block i (0: H, 1: W) with the other fixed; returns the new θ."""
         x = x.copy()
         H, W = self.unpack(x)
-        if i == 1:         # ridge: W (2 HᵀH + α I) = 2 Xᵀ H
+        if i == 1:  # ridge: W (2 HᵀH + α I) = 2 Xᵀ H
             W[...] = np.linalg.solve(2 * H.T @ H + self.alpha * np.eye(self.k), 2 * H.T @ self.X).T
             return x
         from scipy.optimize import minimize
@@ -87,11 +102,17 @@ class SparseCoding(Problem):
             z[: self.m * self.k] = h
             return self.f(z), self.grad(z)[: self.m * self.k]
 
-        res = minimize(fg, H.ravel(), jac=True, method="L-BFGS-B", options={"gtol": 1e-9, "maxiter": 300})
+        res = minimize(
+            fg, H.ravel(), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 0.0, "maxiter": 1000}
+        )
         H[...] = res.x.reshape(H.shape)
         return x
 
     def x0(self, seed):
         rng = np.random.default_rng(seed)
-        return np.concatenate([0.1 * rng.standard_normal(self.m * self.k),
-                               rng.standard_normal(self.d * self.k) / np.sqrt(self.d)])
+        return np.concatenate(
+            [
+                0.1 * rng.standard_normal(self.m * self.k),
+                rng.standard_normal(self.d * self.k) / np.sqrt(self.d),
+            ]
+        )
