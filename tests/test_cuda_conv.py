@@ -55,8 +55,9 @@ def reference(nd, x, w, stride, padding, dilation, groups):
     pads = resolve_padding(padding, w.shape[2:], dilation, stride)
     y = get_kernel(op, "reference", "numpy")(x, w, stride, pads, dilation, groups)
     dy = np.random.default_rng(7).standard_normal(y.shape).astype(x.dtype)
-    dx = get_kernel(op + "_backward_data", "reference", "numpy")(dy, w, x.shape, stride, pads, dilation, groups)
-    dw = get_kernel(op + "_backward_weight", "reference", "numpy")(x, dy, w.shape, stride, pads, dilation, groups)
+    geo = (stride, pads, dilation, groups)
+    dx = get_kernel(op + "_backward_data", "reference", "numpy")(dy, w, x.shape, *geo)
+    dw = get_kernel(op + "_backward_weight", "reference", "numpy")(x, dy, w.shape, *geo)
     return pads, y, dy, dx, dw
 
 
@@ -67,9 +68,10 @@ def check_all_three(nd, alg, x, w, stride, padding, dilation, groups, dtype):
     got = get_kernel(op, alg, "numba-cuda")(x, w, stride, pads, dilation, groups)
     assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype)
     assert_close(got, y, dtype, fan)
-    got = get_kernel(op + "_backward_data", alg, "numba-cuda")(dy, w, x.shape, stride, pads, dilation, groups)
+    geo = (stride, pads, dilation, groups)
+    got = get_kernel(op + "_backward_data", alg, "numba-cuda")(dy, w, x.shape, *geo)
     assert_close(got, dx, dtype, w.shape[0] // groups * math.prod(w.shape[2:]))
-    got = get_kernel(op + "_backward_weight", alg, "numba-cuda")(x, dy, w.shape, stride, pads, dilation, groups)
+    got = get_kernel(op + "_backward_weight", alg, "numba-cuda")(x, dy, w.shape, *geo)
     assert_close(got, dw, dtype, x.shape[0] * math.prod(y.shape[2:]))
 
 
@@ -82,7 +84,8 @@ CASES_2D = [
     # id, x shape, w shape, stride, padding, dilation, groups, dtype
     ("3x3-pad1", (1, 2, 5, 5), (3, 2, 3, 3), (1, 1), 1, (1, 1), 1, "float32"),
     ("3x3-pad1-f64", (1, 2, 5, 5), (3, 2, 3, 3), (1, 1), 1, (1, 1), 1, "float64"),
-    ("stride-asym-pad-dil-groups", (2, 4, 6, 5), (4, 2, 3, 2), (2, 1), ((1, 0), (2, 1)), (1, 2), 2, "float64"),
+    ("stride-asym-pad-dil-groups", (2, 4, 6, 5), (4, 2, 3, 2), (2, 1), ((1, 0), (2, 1)), (1, 2), 2,
+     "float64"),
 ]
 
 
@@ -121,7 +124,8 @@ def test_conv2d_implicit_gemm_fuzzed_shapes(h, w_, r, s, stride, pad, dil, group
         return
     x, w = problem((1, 4, h, w_), (2, 4 // groups, r, s), "float32", seed=h * 7 + w_)
     pads, y, *_ = reference(2, x, w, (stride, stride), pad, (dil, dil), groups)
-    got = get_kernel("conv2d", "implicit_gemm", "numba-cuda")(x, w, (stride, stride), pads, (dil, dil), groups)
+    kern = get_kernel("conv2d", "implicit_gemm", "numba-cuda")
+    got = kern(x, w, (stride, stride), pads, (dil, dil), groups)
     assert_close(got, y, "float32", 4 // groups * r * s)
 
 
@@ -164,7 +168,7 @@ def test_device_arrays_stay_on_device_and_splits_agree():
 
 
 def test_every_conv_op_has_numba_cuda_kernels_and_checks():
-    for nd, op in OPS.items():
+    for op in OPS.values():
         for suffix in ("", "_backward_data", "_backward_weight"):
             algs = {k.algorithm for k in find_kernels(op + suffix, backend="numba-cuda")}
             assert {"implicit_gemm", "direct", "gemm1x1", "depthwise"} <= algs, (op + suffix, algs)
@@ -175,5 +179,5 @@ def test_every_conv_op_has_numba_cuda_kernels_and_checks():
     assert "depthwise" in d.applies("float32", N=1, C=4, K=4, H=4, W=4, R=3, S=3, groups=2)
     assert d.applies("float32", N=1, C=4, K=8, H=4, W=4, R=3, S=3, groups=4) is None
     with pytest.raises(ValueError, match="gemm1x1"):
-        ops.conv2d(np.zeros((1, 2, 4, 4), np.float32), np.zeros((2, 2, 3, 3), np.float32), algorithm="gemm1x1",
-                   backend="numba-cuda")
+        ops.conv2d(np.zeros((1, 2, 4, 4), np.float32), np.zeros((2, 2, 3, 3), np.float32),
+                   algorithm="gemm1x1", backend="numba-cuda")
