@@ -90,7 +90,13 @@ def strong_wolfe(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.nda
         return LineSearchResult(True, a, f, g, nfev)
 
     def zoom(lo, hi, f_lo, f_hi, d_lo, d_hi):
-        """N&W Alg. 3.6: lo satisfies sufficient decrease with the lowest J so far, d_lo (hi - lo) < 0."""
+        """N&W Alg. 3.6: lo satisfies sufficient decrease with the lowest J so far, d_lo (hi - lo) < 0.
+
+        Trial points: the slope secant when the bracket's slopes differ in sign (exact on a
+        quadratic), else the cubic; clamped 0.1 % inside the bracket; a bisection whenever two
+        trials in a row failed to halve the bracket (regula-falsi stalls).
+        """
+        widths = [abs(hi - lo)]
         for _ in range(maxiter):
             width = hi - lo
             if abs(width) <= 1e-16 * max(1.0, abs(lo)):
@@ -100,9 +106,10 @@ def strong_wolfe(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.nda
             else:
                 a = cubic_min(lo, f_lo, d_lo, hi, f_hi, d_hi) if math.isfinite(f_hi) else None
             lo_b, hi_b = min(lo, hi), max(lo, hi)
-            margin = 0.1 * abs(width)
-            if a is None or not (lo_b + margin <= a <= hi_b - margin):
+            margin = 1e-3 * abs(width)
+            if a is None or not math.isfinite(a) or (len(widths) >= 3 and abs(width) > 0.5 * widths[-3]):
                 a = lo + 0.5 * width
+            a = min(max(a, lo_b + margin), hi_b - margin)
             f, g, dphi = phi(a)
             if not math.isfinite(f) or not sufficient(a, f, dphi) or f > f_lo + eps_f:
                 hi, f_hi, d_hi = a, f, dphi
@@ -112,6 +119,7 @@ def strong_wolfe(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.nda
                 if dphi * (hi - lo) >= 0:
                     hi, f_hi, d_hi = lo, f_lo, d_lo
                 lo, f_lo, d_lo = a, f, dphi
+            widths.append(abs(hi - lo))
         a, f, g = best
         return LineSearchResult(False, a, f, g, nfev, "zoom did not satisfy the strong Wolfe conditions")
 

@@ -19,7 +19,8 @@ Methods (``method=``, case-insensitive):
   (default n) and when successive gradients lose orthogonality (Powell: |g_t.g_{t-1}| >=
   0.2 |g_t|^2), and a strong-Wolfe line search (c2 = 0.1) that is exact on quadratics.
 * ``"bfgs"`` -- BFGS (8.6.3): M_t approximates H^-1 by rank-two updates; direction -M_t g_t;
-  strong-Wolfe line search (eq. 8.33); M_0 scaled by y.s / y.y after the first step.
+  strong-Wolfe line search (eq. 8.33); M_0 = I (``scale_init=True``: y.s / y.y I after the
+  first step, N&W eq. 6.20).
 * ``"lbfgs"`` -- L-BFGS: the two-loop recursion over the last ``m`` (s, y) pairs (default 10).
 * ``"bcd"`` -- block coordinate descent (8.7.2): cycles over ``blocks`` (index arrays; taken from
   the problem object when ``fun`` is a bound method of one that declares ``blocks``) minimizing
@@ -134,14 +135,24 @@ def _first_alpha(g) -> float:
     return min(1.0, 1.0 / max(float(np.linalg.norm(g)), 1e-300))
 
 
+def _next_alpha(f_old, f, g, Hinv) -> float:
+    """Initial trial step: 1 (the quasi-Newton step), shortened to the minimizer of the quadratic
+    through the last decrease, 1.01 * 2 (f - f_old) / phi'(0) (N&W eq. 3.60; scipy's rule)."""
+    dphi = -float(g @ Hinv @ g)
+    if dphi < 0 and f_old > f:
+        return min(1.0, 1.01 * 2.0 * (f - f_old) / dphi)
+    return 1.0
+
+
 # ------------------------------------------------------------------------------ quasi-Newton
-def _bfgs(obj, x, callback, gtol, maxiter, ftol, **_):
+def _bfgs(obj, x, callback, gtol, maxiter, ftol, scale_init=False, **_):
     n = x.size
     f, g = obj.fg(x)
     Hinv = np.eye(n)
-    scaled = False
+    scaled = not scale_init
     nit, status, msg = 0, 1, MSG_MAXITER
     alpha0 = _first_alpha(g)
+    restarted = False
     try:
         while nit < maxiter:
             if _gnorm(g) <= gtol:
@@ -149,8 +160,9 @@ def _bfgs(obj, x, callback, gtol, maxiter, ftol, **_):
                 break
             d = -Hinv @ g
             ls = strong_wolfe(obj.fg, x, d, f, g, alpha1=alpha0, c1=1e-4, c2=0.9)
-            if not ls.ok and scaled:           # restart from the (scaled) identity once
+            if not ls.ok and nit > 0 and not restarted:     # restart from the identity once
                 Hinv = np.eye(n)
+                restarted = True
                 d = -g
                 ls = strong_wolfe(obj.fg, x, d, f, g, alpha1=_first_alpha(g), c1=1e-4, c2=0.9)
             if not ls.ok:
@@ -161,7 +173,7 @@ def _bfgs(obj, x, callback, gtol, maxiter, ftol, **_):
             y = g_new - g
             sy = float(s @ y)
             if sy > 1e-10 * float(np.linalg.norm(s)) * float(np.linalg.norm(y)):
-                if not scaled:                 # N&W eq. 6.20
+                if not scaled:                 # N&W eq. 6.20 (option scale_init)
                     Hinv = np.eye(n) * (sy / float(y @ y))
                     scaled = True
                 rho = 1.0 / sy
@@ -170,7 +182,7 @@ def _bfgs(obj, x, callback, gtol, maxiter, ftol, **_):
                                                                                     + np.outer(s, Hy))
             f_old, x, f, g = f, x_new, f_new, g_new
             nit += 1
-            alpha0 = 1.0
+            alpha0 = _next_alpha(f_old, f, g, Hinv)
             _callback(callback, x)
             if ftol and (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
                 status, msg = (0, MSG_FTOL)
@@ -538,7 +550,7 @@ def minimize(fun: Callable, x0, args=(), method: str = "bfgs", jac=None, hess=No
     ftol = float(opts.pop("ftol", 0.0))
     allowed = {"newton": {"damping", "adaptive", "saddle_free", "max_damping"},
                "saddle-free-newton": {"damping", "adaptive", "max_damping"},
-               "cg": {"beta", "restart"}, "bfgs": set(), "lbfgs": {"m"},
+               "cg": {"beta", "restart"}, "bfgs": {"scale_init"}, "lbfgs": {"m"},
                "bcd": {"blocks", "block_minimize", "inner_maxiter", "inner_gtol"}}[key]
     unknown = set(opts) - allowed
     if unknown:
