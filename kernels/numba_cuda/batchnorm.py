@@ -179,15 +179,18 @@ def _kernel(kind, dtype, rt):
 
 
 @register_kernel("batch_norm", "direct", "numba-cuda")
-def batch_norm(x3, gamma, beta, mean, var, training, eps, out=None):
-    """Batch norm forward (eq. 8.35-8.37): returns (y3, mean, var), batch statistics when training."""
+def batch_norm(x3, gamma, beta, mean, var, training, eps, out=None, stats_out=None):
+    """Batch norm forward (eq. 8.35-8.37): returns (y3, mean, var), batch statistics when training.
+
+    out, stats_out: optional device buffers for y3 and (mean, var), so timed calls allocate nothing.
+    """
     io = U.DeviceIO(x3, gamma, beta, mean, var)
     xd, gd, bd, md, vd = io.arrays
     n, c, length = xd.shape
     dt = U.dtype_of(xd)
     y = U.check_out(out, xd.shape, dt)
-    mean_out = U.empty((c,), dt)
-    var_out = U.empty((c,), dt)
+    mean_out, var_out = ((U.check_out(a, (c,), dt) for a in stats_out) if stats_out is not None
+                         else (U.empty((c,), dt), U.empty((c,), dt)))
     m = n * length
     rt = RT_BIG if m >= BIG else RT_SMALL
     splits = 1 if training or U.SIMULATOR else max(1, min(64, m // (8 * rt)))
@@ -200,15 +203,18 @@ def batch_norm(x3, gamma, beta, mean, var, training, eps, out=None):
 
 
 @register_kernel("batch_norm_backward", "direct", "numba-cuda")
-def batch_norm_backward(dy3, x3, gamma, mean, invstd, training, out=None):
-    """Batch norm backward: returns (dx3, dgamma, dbeta); training goes through mu and sigma."""
+def batch_norm_backward(dy3, x3, gamma, mean, invstd, training, out=None, grads_out=None):
+    """Batch norm backward: returns (dx3, dgamma, dbeta); training goes through mu and sigma.
+
+    out, grads_out: optional device buffers for dx3 and (dgamma, dbeta).
+    """
     io = U.DeviceIO(dy3, x3, gamma, mean, invstd)
     dyd, xd, gd, md, sd = io.arrays
     n, c, length = xd.shape
     dt = U.dtype_of(xd)
     dx = U.check_out(out, xd.shape, dt)
-    dgamma = U.empty((c,), dt)
-    dbeta = U.empty((c,), dt)
+    dgamma, dbeta = ((U.check_out(a, (c,), dt) for a in grads_out) if grads_out is not None
+                     else (U.empty((c,), dt), U.empty((c,), dt)))
     rt = RT_BIG if n * length >= BIG else RT_SMALL
     if dx.size:
         _kernel("bwd", dt, rt)[c, rt](U.flat(dyd), U.flat(xd), gd, md, sd, U.flat(dx), dgamma, dbeta,
