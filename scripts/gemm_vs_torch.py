@@ -8,6 +8,7 @@ at that moment).
 
     .venv/bin/python scripts/gemm_vs_torch.py                 # float32, 2 threads, all shapes
     .venv/bin/python scripts/gemm_vs_torch.py --dtype float64 --numba --rounds 9
+    .venv/bin/python scripts/gemm_vs_torch.py --threads 1 --clock cpu   # per core, on a busy machine
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ def fma_peak(threads: int) -> float:
     return best
 
 
-def sample(fn, min_time: float) -> float:
+def sample(fn, min_time: float, clock=time.perf_counter) -> float:
     """Seconds per call, from as many calls as fit in min_time (at least one)."""
-    n, t0 = 0, time.perf_counter()
+    n, t0 = 0, clock()
     while True:
         fn()
         n += 1
-        el = time.perf_counter() - t0
+        el = clock() - t0
         if el >= min_time:
             return el / n
 
@@ -89,7 +90,13 @@ def main(argv=None) -> None:
     p.add_argument("--sample-time", type=float, default=0.05, help="seconds per sample")
     p.add_argument("--numba", action="store_true", help="include the blocked Numba GEMM")
     p.add_argument("--only", default="", help="substring of the shape labels to run")
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                   help="cpu: this thread's CPU time (needs --threads 1; robust when other "
+                        "processes load the machine)")
     args = p.parse_args(argv)
+    if args.clock == "cpu" and args.threads != 1:
+        p.error("--clock cpu measures one thread: use it with --threads 1")
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
 
     from dlbench.threads import blas_info, set_threads
 
@@ -97,8 +104,9 @@ def main(argv=None) -> None:
     info = blas_info()
     rng = np.random.default_rng(0)
     peak0 = fma_peak(args.threads)
-    print(f"{args.dtype}, {args.threads} threads; NumPy BLAS: {info.get('blas')} {info.get('blas_version')} "
-          f"kernel {info.get('blas_kernel')}; FMA peak now {peak0:.0f} GFLOP/s (float32)")
+    print(f"{args.dtype}, {args.threads} threads, {args.clock} clock; NumPy BLAS: {info.get('blas')} "
+          f"{info.get('blas_version')} kernel {info.get('blas_kernel')}; "
+          f"FMA peak now {peak0:.0f} GFLOP/s (float32)")
     names = None
     rows = []
     for label, m, n, k in SHAPES:
@@ -110,7 +118,7 @@ def main(argv=None) -> None:
         times = {name: [] for name in impls}
         for _ in range(args.rounds):
             for name, fn in impls.items():
-                times[name].append(sample(fn, args.sample_time))
+                times[name].append(sample(fn, args.sample_time, clock))
         flops = 2.0 * m * n * k
         stats = {}
         for name, ts in times.items():
