@@ -274,6 +274,7 @@ EPS = 1e-5
 
 def bind_bn(backward: bool, variant: Variant, dtype: str, shape) -> Bound:
     """Batch norm training forward or backward (eq. 8.35-8.37) on x of ``shape``."""
+    need_torch_cuda() if variant.backend == "torch" else need_gpu()
     rng = np.random.default_rng(0)
     c = shape[1]
     x = (rng.standard_normal(shape, dtype=np.float32) * 2 + 1).astype(dtype)
@@ -295,9 +296,7 @@ def bind_bn(backward: bool, variant: Variant, dtype: str, shape) -> Bound:
         return lambda: bwd(tdy, tx, tg, rm, rv, smean, sinv, True, EPS, [True, True, True])[0]
 
     if variant.backend == "torch":
-        need_torch_cuda()
         return Bound(torch_call(), timer="cuda", extra={"device": "cuda"})
-    need_gpu()
     from numba import cuda
 
     from dlbench.registry import get_kernel

@@ -14,8 +14,6 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from dlbench import ops
 from dlbench.backends import backend_status
@@ -116,17 +114,28 @@ def test_conv1d_and_conv3d(alg):
     check_all_three(3, alg, x, w, (1, 2, 1), ((1, 0), (1, 1), (0, 1)), (1, 1, 1), 1, "float64")
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(h=st.integers(3, 6), w_=st.integers(3, 6), r=st.integers(1, 3), s=st.integers(1, 3),
-       stride=st.integers(1, 2), pad=st.integers(0, 1), dil=st.integers(1, 2), groups=st.sampled_from([1, 2]))
-def test_conv2d_implicit_gemm_fuzzed_shapes(h, w_, r, s, stride, pad, dil, groups):
-    if h + 2 * pad < dil * (r - 1) + 1 or w_ + 2 * pad < dil * (s - 1) + 1:
-        return
-    x, w = problem((1, 4, h, w_), (2, 4 // groups, r, s), "float32", seed=h * 7 + w_)
+def test_conv2d_implicit_gemm_fuzzed_shapes():
+    """Random small problems (hypothesis; the GPU machine may lack it, hence the import here)."""
+    hyp = pytest.importorskip("hypothesis")
+    st = hyp.strategies
+
+    @hyp.settings(max_examples=4, deadline=None)
+    @hyp.given(h=st.integers(3, 6), w_=st.integers(3, 6), r=st.integers(1, 3), s=st.integers(1, 3),
+               stride=st.integers(1, 2), pad=st.integers(0, 1), dil=st.integers(1, 2),
+               groups=st.sampled_from([1, 2]))
+    def check(h, w_, r, s, stride, pad, dil, groups):
+        hyp.assume(h + 2 * pad >= dil * (r - 1) + 1 and w_ + 2 * pad >= dil * (s - 1) + 1)
+        one_problem(h, w_, r, s, stride, pad, dil, groups)
+
+    check()
+
+
+def one_problem(h, w_, r, s, stride, pad, dil, groups):
+    x, w = problem((1, 2, h, w_), (2, 2 // groups, r, s), "float32", seed=h * 7 + w_)
     pads, y, *_ = reference(2, x, w, (stride, stride), pad, (dil, dil), groups)
     kern = get_kernel("conv2d", "implicit_gemm", "numba-cuda")
     got = kern(x, w, (stride, stride), pads, (dil, dil), groups)
-    assert_close(got, y, "float32", 4 // groups * r * s)
+    assert_close(got, y, "float32", 2 // groups * r * s)
 
 
 def test_front_end_bias_flip_and_transpose():
