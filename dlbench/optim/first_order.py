@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from dlbench.optim.arrays import as_list, check_pairs, check_param, flat_view, zeros_like
+from dlbench.optim.arrays import FLOAT_DTYPES, as_list, check_param, flat_view, zeros_like
 from dlbench.optim.schedules import as_schedule
 from dlbench.registry import get_kernel
 
@@ -118,14 +118,18 @@ class Optimizer:
         state = {"step": 0, "shapes": [tuple(p.shape) for p in ps]}
         for name in self.state_names:
             state[name] = [zeros_like(p, self._fill(name)) for p in ps]
+        # flat 1-D views of each parameter's state arrays, made once (what the kernels take)
+        state["flat"] = [[flat_view(state[name][i]) for name in self.state_names] for i in range(len(ps))]
         return state
 
-    def _check_state(self, ps: list, state: dict) -> None:
-        shapes = state.get("shapes") if isinstance(state, dict) else None
-        if shapes is None or any(n not in state for n in self.state_names):
-            raise ValueError(f"state was not made by {type(self).__name__}.init")
-        if len(shapes) != len(ps) or any(tuple(p.shape) != s for p, s in zip(ps, shapes)):
-            raise ValueError("state was made for other parameters (different count or shapes); call init")
+    def _state_views(self, ps, state) -> list:
+        try:
+            shapes, flats = state["shapes"], state["flat"]
+        except (KeyError, TypeError):
+            raise ValueError(f"state was not made by {type(self).__name__}.init") from None
+        if len(shapes) != len(ps) or any(n not in state for n in self.state_names):
+            raise ValueError("state was made for other parameters (different count); call init")
+        return flats
 
     # ------------------------------------------------------------------ step
     def _grad_point(self, params, ps: list, state: dict):
@@ -136,7 +140,7 @@ class Optimizer:
         """One read pass (float64 sum of squares) for clip_norm and check_finite; the scale factor."""
         if self._sumsq is None:
             return 1.0
-        total = sum(self._sumsq(flat_view(g)) for g in gs)
+        total = sum(self._sumsq(g) for g in gs)
         if not math.isfinite(total):
             if self.check_finite:
                 raise NonFiniteGradientError("non-finite gradient (NaN or inf): step refused, params and "
@@ -154,23 +158,37 @@ class Optimizer:
         ``grads`` may also be a function ``grads(points) -> gradients``, evaluated at the params
         (or, for the book form of Nesterov momentum, at the interim point theta + alpha v).
         """
-        ps = as_list(params)
-        self._check_state(ps, state)
-        for p in ps:
-            check_param(p)
+        ps = params if isinstance(params, (list, tuple)) else (params,)
+        flats = self._state_views(ps, state)
+        shapes = state["shapes"]
         k = state["step"]
         lr = self.schedule(k)
         if callable(grads):
             grads = grads(self._grad_point(params, ps, state))
-        gs = as_list(grads)
-        for g in gs:
-            check_param(g, "gradient")
-        check_pairs(ps, gs)
-        gkw = {"wd": self.weight_decay, "gscale": self._grad_scale(gs),
-               "clip": INF if self.clip_value is None else self.clip_value}
+        gs = grads if isinstance(grads, (list, tuple)) else (grads,)
+        if len(gs) != len(ps):
+            raise ValueError(f"{len(ps)} parameter arrays but {len(gs)} gradient arrays")
+        pf, gf = [], []
         for i, (p, g) in enumerate(zip(ps, gs)):
-            self._update(flat_view(p), [flat_view(state[n][i]) for n in self.state_names], flat_view(g),
-                         lr, k + 1, gkw)
+            if (type(p) is np.ndarray and type(g) is np.ndarray and p.shape == shapes[i] == g.shape
+                    and p.dtype == g.dtype and p.dtype in FLOAT_DTYPES and p.flags.c_contiguous
+                    and g.flags.c_contiguous and p.flags.writeable):
+                pf.append(p.reshape(-1))            # the fast path: checked, flat views, no copies
+                gf.append(g.reshape(-1))
+                continue
+            check_param(p)
+            check_param(g, "gradient")
+            if tuple(p.shape) != tuple(g.shape) or np.dtype(p.dtype) != np.dtype(g.dtype):
+                raise ValueError(f"param {i} ({tuple(p.shape)}, {np.dtype(p.dtype)}) and its gradient "
+                                 f"({tuple(g.shape)}, {np.dtype(g.dtype)}) differ in shape or dtype")
+            if tuple(p.shape) != shapes[i]:
+                raise ValueError("state was made for other parameters (different shapes); call init")
+            pf.append(flat_view(p))
+            gf.append(flat_view(np.ascontiguousarray(g) if isinstance(g, np.ndarray) else g))
+        gkw = {"wd": self.weight_decay, "gscale": self._grad_scale(gf),
+               "clip": INF if self.clip_value is None else self.clip_value}
+        for p, g, st in zip(pf, gf, flats):
+            self._update(p, st, g, lr, k + 1, gkw)
         state["step"] = k + 1
 
     def _update(self, p, states, g, lr, t, gkw) -> None:  # pragma: no cover - abstract

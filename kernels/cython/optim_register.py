@@ -10,12 +10,15 @@ from dlbench.kernels.reference.optim_coeffs import INF, adam_coeffs, eps_split, 
 
 from dlbench.registry import register_kernel
 
-_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_NAMES = ("sgd", "momentum", "rmsprop", "rmsprop_momentum", "adam", "adadelta", "dbd", "average",
+          "clip_scale", "sumsq")
+_ENTRIES = {(name, np.dtype(dt)): getattr(_cy, f"{name}_{sfx}") for name in _NAMES
+            for dt, sfx in ((np.float32, "f32"), (np.float64, "f64"))}
 
 
 def _entry(name: str, a):
     try:
-        return getattr(_cy, f"{name}_{_SUFFIX[a.dtype]}")
+        return _ENTRIES[name, a.dtype]
     except KeyError:
         raise ValueError(f"cython optimizer kernels take float32 or float64 arrays, not {a.dtype}") from None
 
