@@ -223,7 +223,7 @@ def _band(ax, x, curves: list[tuple[np.ndarray, np.ndarray]], color, label, log_
         cx, cy = cx[ok], cy[ok]
         xi = np.log(np.maximum(x, 1e-300)) if log_x else x
         cxi = np.log(np.maximum(cx, 1e-300)) if log_x else cx
-        yi = np.interp(xi, cxi, cy, left=np.nan, right=np.nan)
+        yi = np.interp(xi, cxi, cy, left=np.nan, right=cy[-1])  # a finished seed holds its last loss
         ys.append(yi)
     if not ys:
         return
