@@ -152,6 +152,24 @@ def _update3(a, b, c, d, s):
         c[i] += x
 
 
+def _bandwidth_at(n: int) -> dict:
+    """GB/s of each STREAM-like kernel on float32 arrays of n elements (best of 7)."""
+    a, b, c, d = (np.ones(n, np.float32) for _ in range(4))
+    s = np.float32(1e-7)
+    kernels = {
+        "copy": (lambda: _copy(a, b), 8.0 * n),
+        "triad": (lambda: _triad(a, b, c, s), 12.0 * n),
+        "read": (lambda: _read(a), 4.0 * n),
+        "update": (lambda: _update(a, b, s), 12.0 * n),
+        "update3": (lambda: _update3(a, b, c, d, s), 28.0 * n),
+    }
+    out = {}
+    for name, (fn, nbytes) in kernels.items():
+        fn()
+        out[name] = _best_rate(fn, nbytes, repeats=7) / 1e9
+    return out
+
+
 def bandwidth_gbs(sizes=(10_000_000, 1 << 25)) -> dict:
     """STREAM-like GB/s (decimal) on float32 arrays, all threads.
 
@@ -163,22 +181,10 @@ def bandwidth_gbs(sizes=(10_000_000, 1 << 25)) -> dict:
     write-allocate traffic).
     """
     out = {}
-    s = np.float32(1e-7)
     for n in sizes:
-        a, b, c, d = (np.ones(n, np.float32) for _ in range(4))
-        kernels = {
-            "copy": (lambda: _copy(a, b), 8.0 * n),
-            "triad": (lambda: _triad(a, b, c, s), 12.0 * n),
-            "read": (lambda: _read(a), 4.0 * n),
-            "update": (lambda: _update(a, b, s), 12.0 * n),
-            "update3": (lambda: _update3(a, b, c, d, s), 28.0 * n),
-        }
-        for name, (fn, nbytes) in kernels.items():
-            fn()
-            rate = _best_rate(fn, nbytes, repeats=7) / 1e9
+        for name, rate in _bandwidth_at(n).items():
             out[f"bw_{name}_n{n:.0e}_gbs".replace("+0", "").replace("+", "")] = rate
             out[f"bw_{name}_gbs"] = max(out.get(f"bw_{name}_gbs", 0.0), rate)
-        del a, b, c, d
     return out
 
 
@@ -226,6 +232,11 @@ def calibrate(threads: int | None = None, *, force: bool = False, quick: bool = 
     cal["bw_gbs"] = float(max(bws.values()))
     cal["bw_source"] = max(bws, key=bws.get)
     cal["machine"] = machine_info()
+    if cal["machine"].get("gpu"):
+        say("GPU: FMA chains and HBM bandwidth")
+        from dlbench.calibrate_gpu import calibrate_gpu
+
+        cal.update(calibrate_gpu())
     try:
         path.write_text(json.dumps(cal, indent=1))
     except OSError:

@@ -62,6 +62,9 @@ def cmd_info(args) -> int:
         con.print(f"  {k:<22} {v:10.1f}")
     con.print(f"  [bold]peak float32 GFLOP/s {cal['peak_gflops']:.1f}[/bold] (from {cal['peak_source']}); "
               f"[bold]bandwidth {cal['bw_gbs']:.1f} GB/s[/bold] (from {cal['bw_source']})")
+    if cal.get("gpu_peak_gflops"):
+        con.print(f"  [bold]GPU {cal.get('gpu_name', '')}: peak float32 GFLOP/s "
+                  f"{cal['gpu_peak_gflops']:.0f}, HBM bandwidth {cal['gpu_bw_gbs']:.0f} GB/s[/bold]")
     if args.json:
         print(json.dumps(cal, indent=1, default=str))
     return 0
