@@ -31,17 +31,18 @@ def local_cases(draw):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 @pytest.mark.parametrize("backend", COMPILED)
 @given(case=local_cases())
-@settings(max_examples=8, deadline=None)
-def test_local_backend_matches_reference(backend, dtype, case):
+@settings(max_examples=6, deadline=None)
+def test_local_backend_matches_reference(backend, algorithm, dtype, case):
     x, w, b = (None if a is None else a.astype(dtype) for a in case[:3])
     stride, pad = case[3:]
-    y = ops.local_conv2d(x, w, b, stride, pad, backend=backend)
+    y = ops.local_conv2d(x, w, b, stride, pad, backend=backend, algorithm=algorithm)
     np.testing.assert_allclose(y, ops.local_conv2d(x, w, b, stride, pad, backend="numpy"), **TOL[dtype])
     dy = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
-    for got, want in zip(ops.local_conv2d_backward(dy, x, w, stride, pad, backend=backend),
-                         ops.local_conv2d_backward(dy, x, w, stride, pad, backend="numpy")):
+    grads = ops.local_conv2d_backward(dy, x, w, stride, pad, backend=backend, algorithm=algorithm)
+    for got, want in zip(grads, ops.local_conv2d_backward(dy, x, w, stride, pad, backend="numpy")):
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got, want, **TOL[dtype])
 

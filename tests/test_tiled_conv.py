@@ -44,19 +44,20 @@ def cast(dtype, *arrays):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 @pytest.mark.parametrize("backend", COMPILED)
 @given(case=tiled_cases())
-@settings(max_examples=10, deadline=None)
-def test_tiled_backend_matches_reference(backend, dtype, case):
+@settings(max_examples=8, deadline=None)
+def test_tiled_backend_matches_reference(backend, algorithm, dtype, case):
     x, w, b, stride, pad = case
     x, w, b = cast(dtype, x, w, b)
-    y = ops.tiled_conv2d(x, w, b, stride, pad, backend=backend)
+    y = ops.tiled_conv2d(x, w, b, stride, pad, backend=backend, algorithm=algorithm)
     ref = ops.tiled_conv2d(x, w, b, stride, pad, backend="numpy")
     assert y.dtype == np.dtype(dtype)
     np.testing.assert_allclose(y, ref, **TOL[dtype])
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
-    for got, want in zip(ops.tiled_conv2d_backward(dy, x, w, stride, pad, backend=backend),
-                         ops.tiled_conv2d_backward(dy, x, w, stride, pad, backend="numpy")):
+    grads = ops.tiled_conv2d_backward(dy, x, w, stride, pad, backend=backend, algorithm=algorithm)
+    for got, want in zip(grads, ops.tiled_conv2d_backward(dy, x, w, stride, pad, backend="numpy")):
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got, want, **TOL[dtype])
 
@@ -106,27 +107,32 @@ def _conv2d_reference(x, w, b, stride, pad):
 
 @pytest.mark.parametrize("backend", ["numpy", *COMPILED])
 def test_identity_t1_is_conv2d(backend):
+    """t = 1: one kernel stack everywhere, i.e. conv2d (eq. 9.8) with w[0, 0]; "auto" picks the algorithm."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 9, 8))
     w = rng.standard_normal((1, 1, 5, 3, 3, 2))
     b = rng.standard_normal((1, 1, 5))
     for stride, pad in (((1, 1), (1, 0)), ((2, 1), (0, 1))):
-        y = ops.tiled_conv2d(x, w, b, stride, pad, backend=backend)
+        y = ops.tiled_conv2d(x, w, b, stride, pad, backend=backend, algorithm="auto")
         want = _conv2d_reference(x, w[0, 0], b[0, 0], stride, pad)
         np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("backend", ["numpy", *COMPILED])
-def test_identity_t_output_size_is_local_conv2d(backend):
+@pytest.mark.parametrize("backend,algorithm", [("numpy", "direct"), ("numpy", "einsum"), *[
+    pytest.param(b, a, marks=pytest.mark.skipif(not backend_status(b).available,
+                                                reason=backend_status(b).reason))
+    for b in ("numba", "cython") for a in ("direct", "im2col")]])
+def test_identity_t_output_size_is_local_conv2d(backend, algorithm):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 2, 7, 6))
     w = rng.standard_normal((4, 3, 3, 2, 3, 3))        # stride 2, padding 1 -> output 4 x 3
     b = rng.standard_normal((4, 3, 3))
-    y = ops.tiled_conv2d(x, w, b, 2, 1, backend=backend)
-    np.testing.assert_allclose(y, ops.local_conv2d(x, w, b, 2, 1, backend=backend), rtol=1e-12, atol=1e-12)
+    kw = dict(backend=backend, algorithm=algorithm)
+    y = ops.tiled_conv2d(x, w, b, 2, 1, **kw)
+    np.testing.assert_allclose(y, ops.local_conv2d(x, w, b, 2, 1, **kw), rtol=1e-12, atol=1e-12)
     dy = rng.standard_normal(y.shape)
-    for got, want in zip(ops.tiled_conv2d_backward(dy, x, w, 2, 1, backend=backend),
-                         ops.local_conv2d_backward(dy, x, w, 2, 1, backend=backend)):
+    for got, want in zip(ops.tiled_conv2d_backward(dy, x, w, 2, 1, **kw),
+                         ops.local_conv2d_backward(dy, x, w, 2, 1, **kw)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 

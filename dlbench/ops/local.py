@@ -87,18 +87,43 @@ define_op("tiled_conv2d_backward", flops=_bwd_flops, bytes=_bwd_bytes, equation=
 
 # ---------------------------------------------------------------- argument checking and dispatch
 def _kernel(op: str, algorithm: str, backend: str, dtype):
-    from dlbench.backends import backend_status
-    from dlbench.errors import UserError
+    """The registered kernel (``auto``: "direct"), after checking the backend and the dtype."""
     from dlbench.registry import get_kernel
 
-    st = backend_status(backend)
-    if not st.available:
-        raise UserError(f"backend {backend!r} is not available: {st.reason}")
+    _check_backend(backend)
     kern = get_kernel(op, "direct" if algorithm == "auto" else algorithm, backend)
     why = kern.applies(dtype=str(dtype))
     if why:
         raise ValueError(why)
     return kern
+
+
+def _check_backend(backend: str) -> None:
+    from dlbench.backends import backend_status
+    from dlbench.errors import UserError
+
+    st = backend_status(backend)
+    if not st.available:
+        raise UserError(f"backend {backend!r} is not available: {st.reason}")
+
+
+def _call(op: str, algorithm: str, backend: str, dtype, args: tuple, params: dict):
+    """Run ``op``; ``algorithm="auto"`` times this backend's algorithms once per problem (the
+    ``einsum`` baseline excluded) and caches the fastest (``dlbench.autotune``)."""
+    if algorithm != "auto":
+        return _kernel(op, algorithm, backend, dtype)(*args)
+    from dlbench import autotune
+    from dlbench.registry import find_kernels
+
+    _check_backend(backend)
+    cands = [k for k in find_kernels(op=op, backend=backend)
+             if k.algorithm != "einsum" and k.applies(dtype=str(dtype)) is None]
+    kern, out = autotune.choose(op, backend, str(dtype), params, cands, lambda k: k(*args))
+    return kern(*args) if out is None else out
+
+
+def _params(x, w, stride):
+    return {"x": list(np.shape(x)), "w": list(w.shape), "stride": list(stride)}
 
 
 def _prepare(op, x, w, b, stride, padding, tiled: bool):
@@ -168,11 +193,12 @@ def local_conv2d(x, w, b=None, stride=1, padding=0, *, algorithm="auto", backend
     x: (N, C, H, W); w: (Ho, Wo, K, C, R, S), one kernel stack per output location; b: (Ho, Wo, K)
     or None (a bias per output unit). stride: int or (s_h, s_w); padding: int, (p_h, p_w),
     pairs, "valid", "same" or "full". float32/float64 (one dtype for all arrays).
-    Returns y: (N, K, Ho, Wo). ``algorithm``: "direct" (default; "auto" = "direct") or "einsum"
-    (NumPy baseline); ``backend``: numpy, numba, cython.
+    Returns y: (N, K, Ho, Wo). ``algorithm``: "direct" (one small GEMM per location), "im2col"
+    (numba, cython: one GEMM per tile pattern), "einsum" (numpy: the baseline) or "auto" (the
+    fastest of this backend's, timed once per problem and cached); ``backend``: numpy, numba, cython.
     """
     xp, w, b, stride, _, dtype = _prepare("local_conv2d", x, w, b, stride, padding, tiled=False)
-    return _kernel("local_conv2d", algorithm, backend, dtype)(xp, w, b, stride)
+    return _call("local_conv2d", algorithm, backend, dtype, (xp, w, b, stride), _params(xp, w, stride))
 
 
 def local_conv2d_backward(dy, x, w, stride=1, padding=0, *, algorithm="auto", backend="numba"):
@@ -184,7 +210,8 @@ def local_conv2d_backward(dy, x, w, stride=1, padding=0, *, algorithm="auto", ba
     xp, w, _, stride, pads, dtype = _prepare("local_conv2d_backward", x, w, None, stride, padding,
                                              tiled=False)
     dy = _check_dy(dy, xp, w, stride, dtype)
-    dxp, dw, db = _kernel("local_conv2d_backward", algorithm, backend, dtype)(dy, xp, w, stride)
+    dxp, dw, db = _call("local_conv2d_backward", algorithm, backend, dtype, (dy, xp, w, stride),
+                        _params(xp, w, stride))
     return _crop(dxp, np.shape(x), pads), dw, db
 
 
@@ -196,7 +223,7 @@ def tiled_conv2d(x, w, b=None, stride=1, padding=0, *, algorithm="auto", backend
     eq. 9.7/9.8) with w[0, 0]; t = (Ho, Wo) is local_conv2d. Returns (N, K, Ho, Wo).
     """
     xp, w, b, stride, _, dtype = _prepare("tiled_conv2d", x, w, b, stride, padding, tiled=True)
-    return _kernel("tiled_conv2d", algorithm, backend, dtype)(xp, w, b, stride)
+    return _call("tiled_conv2d", algorithm, backend, dtype, (xp, w, b, stride), _params(xp, w, stride))
 
 
 def tiled_conv2d_backward(dy, x, w, stride=1, padding=0, *, algorithm="auto", backend="numba"):
@@ -208,7 +235,8 @@ def tiled_conv2d_backward(dy, x, w, stride=1, padding=0, *, algorithm="auto", ba
     xp, w, _, stride, pads, dtype = _prepare("tiled_conv2d_backward", x, w, None, stride, padding,
                                              tiled=True)
     dy = _check_dy(dy, xp, w, stride, dtype)
-    dxp, dw, db = _kernel("tiled_conv2d_backward", algorithm, backend, dtype)(dy, xp, w, stride)
+    dxp, dw, db = _call("tiled_conv2d_backward", algorithm, backend, dtype, (dy, xp, w, stride),
+                        _params(xp, w, stride))
     return _crop(dxp, np.shape(x), pads), dw, db
 
 

@@ -227,3 +227,101 @@ def backward_input(real[:, :, :, ::1] dy, real[:, ::1] w2, int sh, int sw, int t
                                 dxp[n, c, i * sh + r, j * sw + s] += d[q]
                                 q = q + 1
         free(d)
+
+
+# ---------------------------------------------------------------- im2col per tile pattern (layout passes)
+def im2col(const real[:, :, :, ::1] xp, int sh, int sw, int th, int tw, int R, int S, int a, int bb,
+           real[:, :, ::1] cols):
+    """cols[t, (c*R + r)*S + s, (n*a + ia)*bb + jb] = xp[n, c, i*sh + r, j*sw + s], i = ia*t_h + t_i,
+    j = jb*t_w + t_j; OpenMP over (t, n, c)."""
+    cdef Py_ssize_t N = xp.shape[0], C = xp.shape[1], T = cols.shape[0]
+    cdef Py_ssize_t job, t, rest, n, c, ti, tj, r, s, ia, jb, m0, o, step = tw * sw
+    cdef const real *src
+    cdef real *dst
+    for job in prange(T * N * C, nogil=True, schedule="static"):
+        t = job // (N * C)
+        rest = job - t * N * C
+        n = rest // C
+        c = rest - n * C
+        ti = t // tw
+        tj = t - ti * tw
+        for r in range(R):
+            for s in range(S):
+                dst = &cols[t, (c * R + r) * S + s, 0]
+                o = tj * sw + s
+                for ia in range(a):
+                    src = &xp[n, c, (ia * th + ti) * sh + r, 0]
+                    m0 = (n * a + ia) * bb
+                    for jb in range(bb):
+                        dst[m0 + jb] = src[o + jb * step]
+
+
+def cols_to_y(const real[:, :, ::1] yt, const real[:, ::1] b2, bint has_bias, int th, int tw, int a, int bb,
+              real[:, :, :, ::1] y):
+    """y[n, k, ia*t_h + t_i, jb*t_w + t_j] = yt[t, k, (n*a + ia)*bb + jb] (+ b2[t, k]); OpenMP over (n, k)."""
+    cdef Py_ssize_t N = y.shape[0], K = y.shape[1], T = yt.shape[0]
+    cdef Py_ssize_t job, n, k, t, ti, tj, ia, jb, m0
+    cdef real bias
+    cdef const real *src
+    cdef real *dst
+    for job in prange(N * K, nogil=True, schedule="static"):
+        n = job // K
+        k = job - n * K
+        for t in range(T):
+            ti = t // tw
+            tj = t - ti * tw
+            bias = b2[t, k] if has_bias else 0
+            src = &yt[t, k, 0]
+            for ia in range(a):
+                dst = &y[n, k, ia * th + ti, 0]
+                m0 = (n * a + ia) * bb
+                for jb in range(bb):
+                    dst[jb * tw + tj] = src[m0 + jb] + bias
+
+
+def dy_to_cols(const real[:, :, :, ::1] dy, int th, int tw, int a, int bb, real[:, :, ::1] gt):
+    """gt[t, k, (n*a + ia)*bb + jb] = dy[n, k, ia*t_h + t_i, jb*t_w + t_j]; OpenMP over (n, k)."""
+    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], T = gt.shape[0]
+    cdef Py_ssize_t job, n, k, t, ti, tj, ia, jb, m0
+    cdef const real *src
+    cdef real *dst
+    for job in prange(N * K, nogil=True, schedule="static"):
+        n = job // K
+        k = job - n * K
+        for t in range(T):
+            ti = t // tw
+            tj = t - ti * tw
+            dst = &gt[t, k, 0]
+            for ia in range(a):
+                src = &dy[n, k, ia * th + ti, 0]
+                m0 = (n * a + ia) * bb
+                for jb in range(bb):
+                    dst[m0 + jb] = src[jb * tw + tj]
+
+
+def col2im(const real[:, :, ::1] dcols, int sh, int sw, int th, int tw, int R, int S, int a, int bb,
+           real[:, :, :, ::1] dxp):
+    """dxp[n, c] = sum of the patch gradients dcols (T, CRS, M) that read it; OpenMP over (n, c)."""
+    cdef Py_ssize_t N = dxp.shape[0], C = dxp.shape[1], Hp = dxp.shape[2], Wp = dxp.shape[3]
+    cdef Py_ssize_t T = dcols.shape[0], step = tw * sw
+    cdef Py_ssize_t job, n, c, t, ti, tj, r, s, ia, jb, m0, o, i
+    cdef const real *src
+    cdef real *dst
+    for job in prange(N * C, nogil=True, schedule="static"):
+        n = job // C
+        c = job - n * C
+        dst = &dxp[n, c, 0, 0]
+        for i in range(Hp * Wp):
+            dst[i] = 0
+        for t in range(T):
+            ti = t // tw
+            tj = t - ti * tw
+            for r in range(R):
+                for s in range(S):
+                    src = &dcols[t, (c * R + r) * S + s, 0]
+                    o = tj * sw + s
+                    for ia in range(a):
+                        dst = &dxp[n, c, (ia * th + ti) * sh + r, 0]
+                        m0 = (n * a + ia) * bb
+                        for jb in range(bb):
+                            dst[o + jb * step] = dst[o + jb * step] + src[m0 + jb]

@@ -10,6 +10,7 @@ import numpy as np
 from dlbench.kernels.cython import variants_bn as _bn
 from dlbench.kernels.cython import variants_conv as _conv
 from dlbench.kernels.cython import variants_pool as _pool
+from dlbench.kernels.numba_cpu import tiled
 from dlbench.kernels.numba_cpu.pool import global_plan, maxout_plan, run_backward, run_forward
 from dlbench.kernels.reference.batchnorm import backward_coefficients, forward_coefficients, statistics
 from dlbench.kernels.reference.pool import adaptive_plan, region_plan
@@ -18,33 +19,38 @@ from dlbench.registry import register_kernel
 
 
 # ---------------------------------------------------------------- tiled / locally connected convolution
-@register_kernel("tiled_conv2d", "direct", "cython")
-@register_kernel("local_conv2d", "direct", "cython")
 def tiled_forward(xp, w, b, stride):
-    """Eq. 9.10 (9.9 for t = output size): one small GEMM per output location, OpenMP over locations."""
-    n, c, hp, wp = xp.shape
-    th, tw, k, _, r, s = w.shape
-    ho, wo = (hp - r) // stride[0] + 1, (wp - s) // stride[1] + 1
-    y = np.empty((n, k, ho, wo), xp.dtype)
-    b2 = np.zeros((1, 1), xp.dtype) if b is None else b.reshape(th * tw, k)
-    _conv.forward(xp, w.reshape(th * tw, -1), b2, b is not None, stride[0], stride[1], th, tw, r, s, y)
-    return y
+    return tiled.direct_forward(xp, w, b, stride, core=_conv.forward)
 
 
-@register_kernel("tiled_conv2d_backward", "direct", "cython")
-@register_kernel("local_conv2d_backward", "direct", "cython")
 def tiled_backward(dy, xp, w, stride):
-    """(dxp, dw, db) of eq. 9.10: weight gradient per (tile, K block), input gradient per example."""
-    n, c, hp, wp = xp.shape
-    th, tw, k, _, r, s = w.shape
-    nt = th * tw
-    kchunks = max(1, min(k, -(-8 // nt)))
-    dw2 = np.empty((nt, k * c * r * s), xp.dtype)
-    db2 = np.empty((nt, k), xp.dtype)
-    _conv.backward_weight(dy, xp, stride[0], stride[1], th, tw, r, s, kchunks, dw2, db2)
-    dxp = np.empty_like(xp)
-    _conv.backward_input(dy, w.reshape(nt, -1), stride[0], stride[1], th, tw, c, r, s, dxp)
-    return dxp, dw2.reshape(w.shape), db2.reshape(th, tw, k)
+    return tiled.direct_backward(dy, xp, w, stride, core_w=_conv.backward_weight, core_x=_conv.backward_input)
+
+
+def tiled_forward_im2col(xp, w, b, stride):
+    return tiled.im2col_forward(xp, w, b, stride, im2col=_conv.im2col, cols_to_y=_conv.cols_to_y)
+
+
+def tiled_backward_im2col(dy, xp, w, stride):
+    return tiled.im2col_backward(dy, xp, w, stride, im2col=_conv.im2col, dy_to_cols=_conv.dy_to_cols,
+                                 col2im=_conv.col2im)
+
+
+for _op in ("tiled_conv2d", "local_conv2d"):
+    register_kernel(_op, "direct", "cython", constraints="one GEMM per output location (omp simd dots)",
+                    description="eq. 9.10 / 9.9: per-location patches x kernels, OpenMP over locations")(
+        tiled_forward)
+    register_kernel(_op + "_backward", "direct", "cython",
+                    constraints="weight gradient per (tile, K block), input gradient per example",
+                    description="gradients of eq. 9.10 / 9.9 per location")(tiled_backward)
+    register_kernel(_op, "im2col", "cython", impl=tiled.GEMM_IMPL,
+                    constraints=f"patches per tile pattern x kernels by {tiled.GEMM_IMPL}",
+                    description="eq. 9.10 / 9.9: im2col per tile pattern, one GEMM each")(
+        tiled_forward_im2col)
+    register_kernel(_op + "_backward", "im2col", "cython", impl=tiled.GEMM_IMPL,
+                    constraints=f"two transposed products by {tiled.GEMM_IMPL}, then col2im",
+                    description="gradients of eq. 9.10 / 9.9: two GEMMs per tile pattern and col2im")(
+        tiled_backward_im2col)
 
 
 # ---------------------------------------------------------------- pooling
