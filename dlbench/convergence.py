@@ -754,6 +754,7 @@ def sweep(
                             "problem": name,
                             "params_json": pj,
                             "optimizer": o,
+                            "backend": proto.backend,
                             "status": "skipped",
                             "message": msg,
                         }
@@ -940,7 +941,11 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                 "samples": "",
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if "backend" in runs and not out.empty:
+        be = runs.groupby(["problem", "params_json", "optimizer"])["backend"].first()
+        out["backend"] = [be.get((r.problem, r.params, r.optimizer), "") for r in out.itertuples()]
+    return out
 
 
 # ----------------------------------------------------------------------------- tuning budget
@@ -1010,6 +1015,9 @@ def performance_profile(
     if t.empty:
         return pd.DataFrame()
     t = t.assign(key=t["problem"] + "|" + t["params"].astype(str))
+    if "backend" in t:  # a peer's method (scipy's cg) is its own entry beside ours
+        be = t["backend"].fillna("").astype(str)
+        t = t.assign(optimizer=[o if b in ("", "numpy") else f"{o}[{b}]" for o, b in zip(t["optimizer"], be)])
     wide = t.pivot_table(index="key", columns="optimizer", values="median", aggfunc="first")
     if reference not in wide.columns:
         return pd.DataFrame()
