@@ -28,11 +28,15 @@ venv: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/dlbench run --quick
-	@if $(PY) -c "import dlbench.report" 2>/dev/null; then \
-	  $(VENV)/bin/dlbench report results/latest --format html --format md -o results/latest/; fi
+	$(VENV)/bin/dlbench report results/latest --format html --format md -o results/latest/
+	@echo "report: results/latest/report.html and results/latest/report.md"
 
+# pytest-benchmark runs in quick mode inside the test session and saves JSON under results/
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -m "not slow"
+	mkdir -p results
+	$(PY) -m pytest -q -m "not slow" --benchmark-json=results/pytest-benchmark.json \
+	  --benchmark-columns=min,median,iqr,rounds --benchmark-sort=fullname
+	$(VENV)/bin/dlbench report results/pytest-benchmark.json --format md -o results/pytest-benchmark.md
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check dlbench kernels suites tests
