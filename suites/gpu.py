@@ -100,7 +100,7 @@ def _bind_ours(variant: Variant, call_dev, call_host, result_host, torch_ref, ex
         return Bound(call_host, timer="cpu", sync=cuda.synchronize, check=check,
                      extra={"device": "cuda", "transfer": "host-to-host", **(extra or {})})
     return Bound(call_dev, timer="cuda", check=check,
-                 extra={"device": "cuda", "transfer": "device-resident", **(extra or {})})
+                 extra={"device": "cuda", "transfer": "device-resident", "result": result_host, **(extra or {})})
 
 
 # ------------------------------------------------------------------ convolution
@@ -394,6 +394,8 @@ def optim_cases(quick: bool) -> list[Case]:
 
 @define_suite("gpu", "numba-cuda conv / pooling / batch norm / optimizer kernels vs torch CUDA (cuDNN)")
 def gpu_suite(quick: bool):
+    from dlbench import ops  # noqa: F401 - defines the conv / pooling / batch-norm ops' models
+
     return conv_cases(quick) + pool_cases(quick) + bn_cases(quick) + optim_cases(quick)
 
 
