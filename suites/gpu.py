@@ -100,7 +100,8 @@ def _bind_ours(variant: Variant, call_dev, call_host, result_host, torch_ref, ex
         return Bound(call_host, timer="cpu", sync=cuda.synchronize, check=check,
                      extra={"device": "cuda", "transfer": "host-to-host", **(extra or {})})
     return Bound(call_dev, timer="cuda", check=check,
-                 extra={"device": "cuda", "transfer": "device-resident", "result": result_host, **(extra or {})})
+                 extra={"device": "cuda", "transfer": "device-resident", "result": result_host,
+                        **(extra or {})})
 
 
 # ------------------------------------------------------------------ convolution
