@@ -804,7 +804,7 @@ def _runs_frame(outs: list[dict]) -> pd.DataFrame:
 
 
 def curves_frame(outs: list[dict]) -> pd.DataFrame:
-    """The sampled curves: problem, params, optimizer, lr, seed, iteration, seconds, loss, excess."""
+    """The sampled curves: problem, params, optimizer, backend, lr, seed, iteration, seconds, loss, excess."""
     rows = []
     for o in outs:
         if o["status"] != "ok":
@@ -816,6 +816,7 @@ def curves_frame(outs: list[dict]) -> pd.DataFrame:
                     o["problem"],
                     o["params_json"],
                     o["optimizer"],
+                    o["backend"],
                     o["lr"],
                     o["seed"],
                     int(k),
@@ -826,7 +827,18 @@ def curves_frame(outs: list[dict]) -> pd.DataFrame:
             )
     return pd.DataFrame(
         rows,
-        columns=["problem", "params", "optimizer", "lr", "seed", "iteration", "seconds", "loss", "excess"],
+        columns=[
+            "problem",
+            "params",
+            "optimizer",
+            "backend",
+            "lr",
+            "seed",
+            "iteration",
+            "seconds",
+            "loss",
+            "excess",
+        ],
     )
 
 
