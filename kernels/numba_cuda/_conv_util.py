@@ -25,9 +25,11 @@ code runs with 4-thread blocks and tiny tiles, for correctness only.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
+import weakref
 
 import numpy as np
 from numba import cuda, float32, float64
@@ -85,9 +87,29 @@ class DeviceIO:
         return res[0] if len(res) == 1 else res
 
 
+_flat_views: dict = {}
+
+
 def flat(d):
-    """1-D view of a C-contiguous device array."""
-    return d.reshape(d.size)
+    """1-D view of a C-contiguous device array.
+
+    ``DeviceNDArray.reshape`` costs tens of microseconds of Python, paid on every call of a
+    kernel on device-resident inputs; the view is cached per array object (weakly: the entry
+    goes away with the array) so repeated calls on the same buffers skip it.
+    """
+    if len(d.shape) == 1:
+        return d
+    key = id(d)
+    hit = _flat_views.get(key)
+    if hit is not None and hit[0]() is d:
+        return hit[1]
+    view = d.reshape(d.size)
+    try:
+        ref = weakref.ref(d, lambda _r, k=key: _flat_views.pop(k, None))
+    except TypeError:          # not weak-referenceable: no caching
+        return view
+    _flat_views[key] = (ref, view)
+    return view
 
 
 def dtype_of(d) -> np.dtype:
@@ -207,7 +229,8 @@ def pick_config(dtype, m_rows: int):
 
 
 def make_igemm(dt, cfg, aidx, bdecode, bidx, sidx):
-    """Compile the tiled GEMM C[m, col] = sum_k A[m, k] B[k, col] over index maps.
+    """Compile the tiled GEMM C[m, col] = sum_k A[m, k] B[k, col] over index maps; returns
+    (kernel, threads per block).
 
     aidx(tab, geo, g, m, k) -> offset of A[m, k] in ``asrc`` (or -1: zero);
     bdecode(tab, geo, g, col) -> a 4-tuple of ints describing column ``col`` (computed once per
@@ -289,16 +312,14 @@ def make_igemm(dt, cfg, aidx, bdecode, bidx, sidx):
                     if c < NC:
                         out[sidx(geo, g, sp, m, c)] = acc[i, j]
 
-    igemm.threads = NT
-    igemm.cfg = cfg
-    return igemm
+    return igemm, NT
 
 
 _igemms: dict = {}
 
 
 def igemm_kernel(name: str, dtype, cfg, maps):
-    """The compiled skeleton for problem ``name`` (index maps ``maps``), dtype and config."""
+    """(compiled skeleton, threads per block) for problem ``name`` (index maps ``maps``), dtype, config."""
     key = (name, np.dtype(dtype).str, cfg)
     if key not in _igemms:
         _igemms[key] = make_igemm(NUMBA_DTYPES[np.dtype(dtype)], cfg, *maps)
@@ -306,35 +327,44 @@ def igemm_kernel(name: str, dtype, cfg, maps):
 
 
 def choose_splits(tiles: int, kd: int, bk: int, force: int | None = None) -> int:
-    """Split-K factor: enough blocks for ~4 per SM, each split at least 4 k-steps long.
-
-    Under the simulator every long-enough reduction is split in two, so the tests cover the path.
+    """Split-K factor: at least two blocks per SM (the tiles alone leave SMs idle or unevenly loaded
+    below that), each split at least 4 k-steps long; the partial tiles cost one extra pass over
+    the output. Under the simulator every long-enough reduction is split in two (test coverage).
     """
     if force is not None:
         return max(1, int(force))
     if SIMULATOR:
         return 2 if kd > 2 * bk else 1
-    want = -(-4 * num_sms() // max(tiles, 1))
+    if tiles >= 2 * num_sms():
+        return 1
+    want = -(-2 * num_sms() // max(tiles, 1))
     most = max(1, kd // (4 * bk))
     return int(max(1, min(want, most, 64)))
 
 
-def run_igemm(name, maps, dtype, asrc, bsrc, out_flat, tab, geo, M, NC, KD, groups, splits=None, tag="igemm"):
-    """Launch the implicit GEMM; with split-K the partial tiles go to scratch and are summed into out."""
+@functools.lru_cache(maxsize=512)
+def igemm_plan(name, maps, dtype: str, M: int, NC: int, KD: int, groups: int, splits=None):
+    """(configured kernel, kchunk, splits) of one implicit-GEMM problem (cached: no per-call work)."""
     cfg = pick_config(dtype, M)
     BM, BN, BK = cfg[:3]
     tiles = -(-NC // BN) * -(-M // BM) * groups
     sp = choose_splits(tiles, KD, BK, splits)
-    kchunk = -(-KD // sp)
+    kchunk = -(-max(KD, 1) // sp)
     kchunk = -(-kchunk // BK) * BK
-    sp = -(-KD // kchunk) if KD else 1
-    kern = igemm_kernel(name, dtype, cfg, maps)
+    sp = max(1, -(-KD // kchunk))
+    kern, threads = igemm_kernel(name, dtype, cfg, maps)
     grid = (-(-NC // BN), -(-M // BM), groups * sp)
-    target = out_flat if sp == 1 else scratch(tag, (sp * out_flat.size,), dtype)
+    return kern[grid, threads], kchunk, sp
+
+
+def run_igemm(name, maps, dtype, asrc, bsrc, out_flat, tab, geo, M, NC, KD, groups, splits=None, tag="igemm"):
+    """Launch the implicit GEMM; with split-K the partial tiles go to scratch and are summed into out."""
     if KD == 0:
         fill(out_flat, 0.0)
         return
-    kern[grid, kern.threads](asrc, bsrc, target, tab, geo, M, NC, KD, kchunk, sp)
+    launch, kchunk, sp = igemm_plan(name, maps, np.dtype(dtype).name, M, NC, KD, groups, splits)
+    target = out_flat if sp == 1 else scratch(tag, (sp * out_flat.size,), dtype)
+    launch(asrc, bsrc, target, tab, geo, M, NC, KD, kchunk, sp)
     if sp > 1:
         sum_splits(target, out_flat, sp)
 

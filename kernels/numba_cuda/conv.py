@@ -26,6 +26,8 @@ device out (no copies). float32 and float64.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from dlbench.kernels.numba_cuda import _conv_util as U
 from numba import cuda
@@ -44,6 +46,15 @@ def _t3(t, fill):
 
 def geometry(x_shape, w_shape, stride, padding, dilation, groups):
     """The 28-int geometry tuple of a problem (padding: (before, after) pairs per dimension)."""
+    try:
+        return _geometry(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(map(tuple, padding)),
+                         tuple(dilation), int(groups))
+    except TypeError:           # unhashable arguments
+        return _geometry.__wrapped__(x_shape, w_shape, stride, padding, dilation, groups)
+
+
+@functools.lru_cache(maxsize=512)
+def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     nd = len(x_shape) - 2
     n, c = int(x_shape[0]), int(x_shape[1])
     k, cg = int(w_shape[0]), int(w_shape[1])
