@@ -185,13 +185,18 @@ def test_degenerate_sizes():
     assert cy.gemm(np.zeros((0, 3), np.float32), np.zeros((3, 2), np.float32)).shape == (0, 2)
 
 
-def test_thread_count_does_not_change_the_result():
-    """Each micro-tile is owned by one thread and K is summed in one order: bitwise equal."""
+@pytest.mark.parametrize("m,n,k", [(200, 150, 300), (300, 40, 700)])
+def test_thread_count_does_not_change_the_result(m, n, k):
+    """Each micro-tile is owned by one thread and K is summed in one order: bitwise equal
+    (column slices on the fused path, row slices for a tall C)."""
     rng = np.random.default_rng(3)
-    a, b = operands(rng, 200, 150, 300, "float32", False, True)
+    a, b = operands(rng, m, n, k, "float32", False, True)
     one = cy.gemm(a, b, trans_b=True, threads=1)
     two = cy.gemm(a, b, trans_b=True, threads=2)
+    three = cy.gemm(a, b, trans_b=True, threads=3)
     np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, three)
+    assert_gemm_close(one, expected(a, b, None, 1.0, 0.0, False, True), a, b, None, 1.0, 0.0, k)
 
 
 def test_concurrent_python_threads():
