@@ -228,10 +228,11 @@ def pick_config(dtype, m_rows: int):
     return CFG[(np.dtype(dtype).name, "narrow" if m_rows <= 32 else "wide")]
 
 
-def make_igemm(dt, cfg, aidx, bdecode, bidx, sidx):
+def make_igemm(dt, cfg, unpack, aidx, bdecode, bidx, sidx):
     """Compile the tiled GEMM C[m, col] = sum_k A[m, k] B[k, col] over index maps; returns
     (kernel, threads per block).
 
+    unpack(geoa) -> the problem's geometry tuple from its device array (passed to the maps);
     aidx(tab, geo, g, m, k) -> offset of A[m, k] in ``asrc`` (or -1: zero);
     bdecode(tab, geo, g, col) -> a 4-tuple of ints describing column ``col`` (computed once per
     thread and block); bidx(tab, geo, g, st, k) -> offset of B[k, col] in ``bsrc`` (or -1);
@@ -249,7 +250,8 @@ def make_igemm(dt, cfg, aidx, bdecode, bidx, sidx):
     BMP = BM + APAD
 
     @cuda.jit(cache=False)
-    def igemm(asrc, bsrc, out, tab, geo, M, NC, KD, kchunk, splits):
+    def igemm(asrc, bsrc, out, tab, geoa, M, NC, KD, kchunk, splits):
+        geo = unpack(geoa)
         As = cuda.shared.array((BK, BMP), dt)
         Bs = cuda.shared.array((BK, BN), dt)
         acc = cuda.local.array((TM, TN), dt)

@@ -75,6 +75,19 @@ def _out_shape(geo, nd):
     return (geo[G_N], geo[G_K]) + (geo[G_O], geo[G_P], geo[G_Q])[3 - nd:]
 
 
+@cuda.jit(device=True)
+def _unpack(a):
+    """The geometry tuple from its device copy (one array argument launches much faster than 28
+    integers; the tuple then lives in registers, its fields as cheap as constants)."""
+    return (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
+            a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27])
+
+
+def device_geometry(geo):
+    """The cached device copy (int64) of a geometry tuple."""
+    return U.device_table(("geo",) + geo, lambda: np.asarray(geo, np.int64))
+
+
 # ------------------------------------------------------------------ index tables
 def _forward_table(geo):
     """Rows (c, t, r, s) of the reduction: (input offset within an image's group, t*dd, r*dh, s*dw)."""
@@ -266,10 +279,10 @@ def _bw_store(geo, g, sp, m, col):
 
 
 MAPS = {
-    "conv_fwd": (_fwd_a, _fwd_bdecode, _fwd_b, _fwd_store),
-    "conv_fwd_1x1": (_fwd_a, _1x1_bdecode, _1x1_b, _fwd_store),
-    "conv_bwd_data": (_bd_a, _bd_bdecode, _bd_b, _bd_store),
-    "conv_bwd_weight": (_bw_a, _bw_bdecode, _bw_b, _bw_store),
+    "conv_fwd": (_unpack, _fwd_a, _fwd_bdecode, _fwd_b, _fwd_store),
+    "conv_fwd_1x1": (_unpack, _fwd_a, _1x1_bdecode, _1x1_b, _fwd_store),
+    "conv_bwd_data": (_unpack, _bd_a, _bd_bdecode, _bd_b, _bd_store),
+    "conv_bwd_weight": (_unpack, _bw_a, _bw_bdecode, _bw_b, _bw_store),
 }
 
 
@@ -291,7 +304,8 @@ def igemm_forward(x, w, stride, padding, dilation, groups, out=None, splits=None
     else:
         tab, name = U.device_table(("fwd",) + geo, lambda: _forward_table(geo)), "conv_fwd"
     if y.size:
-        U.run_igemm(name, MAPS[name], dt, U.flat(wd), U.flat(xd), U.flat(y), tab, geo, geo[G_KG],
+        gd = device_geometry(geo)
+        U.run_igemm(name, MAPS[name], dt, U.flat(wd), U.flat(xd), U.flat(y), tab, gd, geo[G_KG],
                     geo[G_N] * geo[G_OPQ], geo[G_CG] * geo[G_TRS], groups, splits, tag="conv_fwd")
     return io.out(y)
 
@@ -305,7 +319,8 @@ def igemm_backward_data(dy, w, x_shape, stride, padding, dilation, groups, out=N
     dx = U.check_out(out, tuple(x_shape), dt)
     tab = U.device_table(("bd",) + geo, lambda: _data_table(geo))
     if dx.size:
-        U.run_igemm("conv_bwd_data", MAPS["conv_bwd_data"], dt, U.flat(wd), U.flat(dyd), U.flat(dx), tab, geo,
+        gd = device_geometry(geo)
+        U.run_igemm("conv_bwd_data", MAPS["conv_bwd_data"], dt, U.flat(wd), U.flat(dyd), U.flat(dx), tab, gd,
                     geo[G_CG], geo[G_N] * geo[G_DHW], geo[G_KG] * geo[G_TRS], groups, splits, tag="conv_bd")
     return io.out(dx)
 
@@ -319,8 +334,9 @@ def igemm_backward_weight(x, dy, w_shape, stride, padding, dilation, groups, out
     dw = U.check_out(out, tuple(w_shape), dt)
     tab = U.device_table(("fwd",) + geo, lambda: _forward_table(geo))
     if dw.size:
+        gd = device_geometry(geo)
         U.run_igemm("conv_bwd_weight", MAPS["conv_bwd_weight"], dt, U.flat(dyd), U.flat(xd), U.flat(dw), tab,
-                    geo, geo[G_KG], geo[G_CG] * geo[G_TRS], geo[G_N] * geo[G_OPQ], groups, splits,
+                    gd, geo[G_KG], geo[G_CG] * geo[G_TRS], geo[G_N] * geo[G_OPQ], groups, splits,
                     tag="conv_bw")
     return io.out(dw)
 
@@ -328,8 +344,9 @@ def igemm_backward_weight(x, dy, w_shape, stride, padding, dilation, groups, out
 # ------------------------------------------------------------------ direct kernels
 def _make_direct_fwd(dt):
     @cuda.jit(cache=False)
-    def kern(x, w, y, geo):
+    def kern(x, w, y, geoa):
         """One thread per output element (n, k, o, p, q): sum over (c, t, r, s) (eq. 9.8)."""
+        geo = _unpack(geoa)
         kopq = geo[G_K] * geo[G_OPQ]
         total = geo[G_N] * kopq
         for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
@@ -365,9 +382,10 @@ def _make_direct_fwd(dt):
 
 def _make_direct_bwd_data(dt):
     @cuda.jit(cache=False)
-    def kern(dy, w, dx, geo):
+    def kern(dy, w, dx, geoa):
         """One thread per input element (n, c, z, y, x): gather w[k, c, t, r, s] dy[n, k, o, p, q] over
         the (k, t, r, s) with o*sd + t*dd - pd = z (and likewise y, x): eq. 9.13."""
+        geo = _unpack(geoa)
         cdhw = geo[G_C] * geo[G_DHW]
         total = geo[G_N] * cdhw
         for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
@@ -416,9 +434,10 @@ def _make_direct_bwd_weight(dt):
     RT = U.THREADS
 
     @cuda.jit(cache=False)
-    def kern(x, dy, dw, geo):
+    def kern(x, dy, dw, geoa):
         """One block per weight element (k, c, t, r, s): a tree reduction of dy * x over the
         N*O*P*Q output positions (eq. 9.11)."""
+        geo = _unpack(geoa)
         sh = cuda.shared.array(RT, dt)
         tid = cuda.threadIdx.x
         total = geo[G_K] * geo[G_CG] * geo[G_TRS]
@@ -470,7 +489,7 @@ def direct_forward(x, w, stride, padding, dilation, groups, out=None):
     y = U.check_out(out, _out_shape(geo, nd), U.dtype_of(xd))
     if y.size:
         U.per_dtype("conv_direct_fwd", _make_direct_fwd, y.dtype)[U.launch_1d(y.size)](
-            U.flat(xd), U.flat(wd), U.flat(y), geo)
+            U.flat(xd), U.flat(wd), U.flat(y), device_geometry(geo))
     return io.out(y)
 
 
@@ -482,7 +501,7 @@ def direct_backward_data(dy, w, x_shape, stride, padding, dilation, groups, out=
     dx = U.check_out(out, tuple(x_shape), U.dtype_of(dyd))
     if dx.size:
         U.per_dtype("conv_direct_bd", _make_direct_bwd_data, dx.dtype)[U.launch_1d(dx.size)](
-            U.flat(dyd), U.flat(wd), U.flat(dx), geo)
+            U.flat(dyd), U.flat(wd), U.flat(dx), device_geometry(geo))
     return io.out(dx)
 
 
@@ -495,7 +514,7 @@ def direct_backward_weight(x, dy, w_shape, stride, padding, dilation, groups, ou
     if dw.size:
         blocks = U.MAX_BLOCKS if U.SIMULATOR else min(dw.size, U.MAX_BLOCKS)
         U.per_dtype("conv_direct_bw", _make_direct_bwd_weight, dw.dtype)[blocks, U.THREADS](
-            U.flat(xd), U.flat(dyd), U.flat(dw), geo)
+            U.flat(xd), U.flat(dyd), U.flat(dw), device_geometry(geo))
     return io.out(dw)
 
 

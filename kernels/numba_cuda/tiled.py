@@ -38,6 +38,17 @@ def geometry(xp_shape, w_shape, stride):
     return (n, c, hp, wp, k, r, s, ho, wo, sh, sw, th, tw, ho // th, wo // tw, hp * wp, r * s, c * r * s)
 
 
+@cuda.jit(device=True)
+def _unpack(a):
+    """The geometry tuple from its device copy (see conv._unpack)."""
+    return (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
+            a[15], a[16], a[17])
+
+
+def device_geometry(geo):
+    return U.device_table(("tgeo",) + geo, lambda: np.asarray(geo, np.int64))
+
+
 def _patch_table(geo):
     """Rows (c, r, s) of the reduction: offset c*Hp*Wp + r*Wp + s of the patch element."""
     c, r, s = np.meshgrid(np.arange(geo[T_C]), np.arange(geo[T_R]), np.arange(geo[T_S]), indexing="ij")
@@ -108,14 +119,15 @@ def _bw_store(geo, g, sp, m, col):
     return sp * size + (g * geo[T_K] + m) * geo[T_CRS] + col
 
 
-MAPS = {"tiled_fwd": (_fwd_a, _fwd_bdecode, _fwd_b, _fwd_store),
-        "tiled_bwd_weight": (_bw_a, _bw_bdecode, _bw_b, _bw_store)}
+MAPS = {"tiled_fwd": (_unpack, _fwd_a, _fwd_bdecode, _fwd_b, _fwd_store),
+        "tiled_bwd_weight": (_unpack, _bw_a, _bw_bdecode, _bw_b, _bw_store)}
 
 
 def _make_bias(dt):
     @cuda.jit(cache=False)
-    def kern(y, b, geo):
+    def kern(y, b, geoa):
         """y[n, k, i, j] += b[i mod t_h, j mod t_w, k]."""
+        geo = _unpack(geoa)
         howo = geo[T_HO] * geo[T_WO]
         for idx in range(cuda.grid(1), geo[T_N] * geo[T_K] * howo, cuda.gridsize(1)):
             nk = idx // howo
@@ -129,8 +141,9 @@ def _make_bias(dt):
 
 def _make_bias_grad(dt):
     @cuda.jit(cache=False)
-    def kern(dy, db, geo):
+    def kern(dy, db, geoa):
         """db[a, b, k] = sum of dy[n, k, i, j] over the positions of pattern (a, b)."""
+        geo = _unpack(geoa)
         npat = geo[T_TH] * geo[T_TW]
         npos = geo[T_N] * geo[T_A] * geo[T_B]
         for idx in range(cuda.grid(1), npat * geo[T_K], cuda.gridsize(1)):
@@ -146,9 +159,10 @@ def _make_bias_grad(dt):
 
 def _make_data_grad(dt):
     @cuda.jit(cache=False)
-    def kern(dy, w, dxp, geo):
+    def kern(dy, w, dxp, geoa):
         """dxp[n, c, h, v] = sum over (r, s, k) with h = i*sh + r, v = j*sw + s of
         w[i mod t_h, j mod t_w, k, c, r, s] dy[n, k, i, j] (eq. 9.13 with per-pattern kernels)."""
+        geo = _unpack(geoa)
         chw = geo[T_C] * geo[T_HWP]
         for idx in range(cuda.grid(1), geo[T_N] * chw, cuda.gridsize(1)):
             n = idx // chw
@@ -198,12 +212,13 @@ def tiled_forward(xp, w, b, stride, out=None, splits=None):
     dt = U.dtype_of(xd)
     y = U.check_out(out, (geo[T_N], geo[T_K], geo[T_HO], geo[T_WO]), dt)
     tab = U.device_table(("tiled",) + geo, lambda: _patch_table(geo))
+    gd = device_geometry(geo)
     if y.size:
-        U.run_igemm("tiled_fwd", MAPS["tiled_fwd"], dt, U.flat(wd), U.flat(xd), U.flat(y), tab, geo,
+        U.run_igemm("tiled_fwd", MAPS["tiled_fwd"], dt, U.flat(wd), U.flat(xd), U.flat(y), tab, gd,
                     geo[T_K], geo[T_N] * geo[T_A] * geo[T_B], geo[T_CRS], geo[T_TH] * geo[T_TW], splits,
                     tag="tiled_fwd")
         if bd is not None:
-            U.per_dtype("tiled_bias", _make_bias, dt)[U.launch_1d(y.size)](U.flat(y), U.flat(bd), geo)
+            U.per_dtype("tiled_bias", _make_bias, dt)[U.launch_1d(y.size)](U.flat(y), U.flat(bd), gd)
     return io.out(y)
 
 
@@ -220,10 +235,11 @@ def tiled_backward(dy, xp, w, stride, splits=None):
     dw = U.empty(wd.shape, dt)
     db = U.empty((geo[T_TH], geo[T_TW], geo[T_K]), dt)
     tab = U.device_table(("tiled",) + geo, lambda: _patch_table(geo))
+    gd = device_geometry(geo)
     data_grad = U.per_dtype("tiled_dx", _make_data_grad, dt)
-    data_grad[U.launch_1d(dxp.size)](U.flat(dyd), U.flat(wd), U.flat(dxp), geo)
+    data_grad[U.launch_1d(dxp.size)](U.flat(dyd), U.flat(wd), U.flat(dxp), gd)
     U.run_igemm("tiled_bwd_weight", MAPS["tiled_bwd_weight"], dt, U.flat(dyd), U.flat(xd), U.flat(dw), tab,
-                geo, geo[T_K], geo[T_CRS], geo[T_N] * geo[T_A] * geo[T_B], geo[T_TH] * geo[T_TW], splits,
+                gd, geo[T_K], geo[T_CRS], geo[T_N] * geo[T_A] * geo[T_B], geo[T_TH] * geo[T_TW], splits,
                 tag="tiled_bw")
-    U.per_dtype("tiled_db", _make_bias_grad, dt)[U.launch_1d(db.size)](U.flat(dyd), U.flat(db), geo)
+    U.per_dtype("tiled_db", _make_bias_grad, dt)[U.launch_1d(db.size)](U.flat(dyd), U.flat(db), gd)
     return io.out(dxp, dw, db)
