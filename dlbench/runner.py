@@ -27,12 +27,11 @@ QUICK_TARGET, FULL_TARGET = 0.2, 1.0
 
 
 def _device_of(backend: str) -> str:
+    """Where a variant runs by default; a suite's Bound(extra={"device": ...}) overrides it."""
     from dlbench.backends import backend_status
 
     if backend == "numba-cuda":
         return backend_status(backend).mode or "cuda"
-    if backend == "torch":
-        return "cpu"
     return "cpu"
 
 
@@ -96,6 +95,9 @@ def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_ti
         if os.environ.get("DLBENCH_DEBUG"):
             traceback.print_exc()
         return [_metric({**base, "status": "error", "message": msg}, "time", math.nan, "s")]
+    if bound.extra.get("device"):
+        base["device"] = bound.extra["device"]
+    on_gpu = bound.timer == "cuda" or str(base["device"]).startswith(("cuda", "gpu"))
     chosen = bound.extra.get("chosen", "")
     if not chosen and var.algorithm == "auto":
         try:
@@ -112,14 +114,17 @@ def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_ti
             _metric(base, "first_call", t.first_call, "s")]
     flops, nbytes = case.flops(), case.bytes()
     cal = ctx["calibration"]
+    # GPU rows divide by the device's ceilings (when calibrated), CPU rows by the CPU's
+    peak_f = cal.get("gpu_peak_gflops", math.nan) if on_gpu else cal["peak_gflops"]
+    peak_b = cal.get("gpu_bw_gbs", math.nan) if on_gpu else cal["bw_gbs"]
     if math.isfinite(flops) and flops > 0:
         gf = flops / t.median / 1e9
         rows.append(_metric(base, "gflops", gf, "GFLOP/s"))
-        rows.append(_metric(base, "frac_peak_flops", gf / cal["peak_gflops"], "fraction"))
+        rows.append(_metric(base, "frac_peak_flops", gf / peak_f, "fraction"))
     if math.isfinite(nbytes) and nbytes > 0:
         gb = nbytes / t.median / 1e9
         rows.append(_metric(base, "gbs", gb, "GB/s"))
-        rows.append(_metric(base, "frac_peak_bw", gb / cal["bw_gbs"], "fraction"))
+        rows.append(_metric(base, "frac_peak_bw", gb / peak_b, "fraction"))
     if case.metrics is not None:
         for name, (value, unit) in case.metrics(t).items():
             rows.append(_metric(base, name, value, unit))
