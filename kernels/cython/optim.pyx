@@ -97,56 +97,63 @@ cdef extern from *:
     /* Each kernel is written once as an element BODY over an element type V with loader LD,
        storer ST, square root SQ and selector suffix SUF; KERNEL_T instantiates the vector
        loop and the scalar tail for one dtype T (suffix S). */
-    #define DLB_LOOPS(T, S, BODY) \
-        for (; i + DLB_VL_##S <= hi_; i += DLB_VL_##S) BODY(v##S, v##S, dlb_ld_v##S, dlb_st_v##S, dlb_sqrt_v##S) \
-        for (; i < hi_; i++) BODY(S, T, dlb_ld_##S, dlb_st_##S, dlb_sqrt_##S)
+    #define DLB_LOOPS(T, S, BODY, GE) \
+        for (; i + DLB_VL_##S <= hi_; i += DLB_VL_##S) BODY(v##S, v##S, dlb_ld_v##S, dlb_st_v##S, dlb_sqrt_v##S, GE) \
+        for (; i < hi_; i++) BODY(S, T, dlb_ld_##S, dlb_st_##S, dlb_sqrt_##S, GE)
+    /* the gradient as given: the instance used when gscale = 1, clip = inf and wd = 0 */
+    #define DLB_GRAW(SUF, V, graw, th) (graw)
+    #define DLB_PLAIN (gscale == 1 && clip == (__builtin_inff()) && wd == 0)
+    /* a kernel whose gradient preprocessing is a no-op runs the loops without it */
+    #define DLB_RUN(T, S, BODY) \
+        if (DLB_PLAIN) { DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, BODY, DLB_GRAW) DLB_PAR_END } \
+        else { DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, BODY, DLB_GEFF) DLB_PAR_END }
 
     /* ---- Algorithm 8.1: theta -= lr * g' ---------------------------------------------- */
-    #define SGD_BODY(SUF, V, LD, ST, SQ) { \
-        V th = LD(theta + i); V gi = DLB_GEFF(SUF, V, LD(g + i), th); \
+    #define SGD_BODY(SUF, V, LD, ST, SQ, GE) { \
+        V th = LD(theta + i); V gi = GE(SUF, V, LD(g + i), th); \
         ST(theta + i, th - lr * gi); }
     /* ---- Algorithm 8.2 / 8.3: v = alpha v - lr g'; theta += cv v - cg g' --------------- */
-    #define MOM_BODY(SUF, V, LD, ST, SQ) { \
-        V th = LD(theta + i); V gi = DLB_GEFF(SUF, V, LD(g + i), th); \
+    #define MOM_BODY(SUF, V, LD, ST, SQ, GE) { \
+        V th = LD(theta + i); V gi = GE(SUF, V, LD(g + i), th); \
         V vi = alpha * LD(v + i) - lr * gi; ST(v + i, vi); \
         ST(theta + i, th + (cv * vi - cg * gi)); }
     /* ---- Algorithm 8.4 (rho = c = 1) / 8.5: r = rho r + c g'^2; theta -= lr g'/(sqrt(r+di)+do) */
-    #define RMS_BODY(SUF, V, LD, ST, SQ) { \
-        V th = LD(theta + i); V gi = DLB_GEFF(SUF, V, LD(g + i), th); \
+    #define RMS_BODY(SUF, V, LD, ST, SQ, GE) { \
+        V th = LD(theta + i); V gi = GE(SUF, V, LD(g + i), th); \
         V ri = rho * LD(r + i) + c * gi * gi; ST(r + i, ri); \
         ST(theta + i, th - lr * gi / (SQ(ri + d_in) + d_out)); }
     /* ---- Algorithm 8.6 (heavy ball / Nesterov by change of variables) ------------------ */
-    #define RMSM_BODY(SUF, V, LD, ST, SQ) { \
-        V th = LD(theta + i); V gi = DLB_GEFF(SUF, V, LD(g + i), th); \
+    #define RMSM_BODY(SUF, V, LD, ST, SQ, GE) { \
+        V th = LD(theta + i); V gi = GE(SUF, V, LD(g + i), th); \
         V ri = rho * LD(r + i) + c * gi * gi; ST(r + i, ri); \
         V u = gi / (SQ(ri + d_in) + d_out); \
         V vi = alpha * LD(v + i) - lr * u; ST(v + i, vi); \
         ST(theta + i, th + (cv * vi - cg * u)); }
     /* ---- Algorithm 8.7 with folded bias corrections ------------------------------------ */
-    #define ADAM_BODY(SUF, V, LD, ST, SQ) { \
-        V th = LD(theta + i); V gi = DLB_GEFF(SUF, V, LD(g + i), th); \
+    #define ADAM_BODY(SUF, V, LD, ST, SQ, GE) { \
+        V th = LD(theta + i); V gi = GE(SUF, V, LD(g + i), th); \
         V si = b1 * LD(s + i) + c1 * gi; V ri = b2 * LD(r + i) + c2 * gi * gi; \
         ST(s + i, si); ST(r + i, ri); \
         ST(theta + i, th * decay - step * si / (SQ(ri) * rbc2 + eps)); }
     /* ---- AdaDelta, one root: sqrt(d+eps)/sqrt(r+eps) = sqrt((d+eps)/(r+eps)) ----------- */
-    #define ADADELTA_BODY(SUF, V, LD, ST, SQ) { \
-        V th = LD(theta + i); V gi = DLB_GEFF(SUF, V, LD(g + i), th); \
+    #define ADADELTA_BODY(SUF, V, LD, ST, SQ, GE) { \
+        V th = LD(theta + i); V gi = GE(SUF, V, LD(g + i), th); \
         V ri = rho * LD(r + i) + c * gi * gi; ST(r + i, ri); \
         V di = LD(d + i); V dl = -SQ((di + eps) / (ri + eps)) * gi; \
         ST(d + i, rho * di + c * dl * dl); \
         ST(theta + i, th + lr * dl); }
     /* ---- delta-bar-delta (Jacobs 1988) -------------------------------------------------- */
-    #define DBD_BODY(SUF, V, LD, ST, SQ) { \
-        V th = LD(theta + i); V gi = DLB_GEFF(SUF, V, LD(g + i), th); \
+    #define DBD_BODY(SUF, V, LD, ST, SQ, GE) { \
+        V th = LD(theta + i); V gi = GE(SUF, V, LD(g + i), th); \
         V b = LD(bar + i); V sg = b * gi; V ri = LD(rate + i); \
         ri = dlb_sel_##SUF(sg < 0, ri * shrink, dlb_sel_##SUF(sg > 0, ri + kappa, ri)); \
         ST(rate + i, ri); ST(bar + i, cmix * gi + mix * b); \
         ST(theta + i, th - ri * gi); }
     /* ---- Polyak average / EMA (8.7.3, eq. 8.39) ---------------------------------------- */
-    #define AVG_BODY(SUF, V, LD, ST, SQ) { \
+    #define AVG_BODY(SUF, V, LD, ST, SQ, GE) { \
         V a = LD(avg + i); ST(avg + i, a + w * (LD(theta + i) - a)); }
     /* ---- g = clip(f g, -clip, clip) ---------------------------------------------------- */
-    #define CLIP_BODY(SUF, V, LD, ST, SQ) { \
+    #define CLIP_BODY(SUF, V, LD, ST, SQ, GE) { \
         V x = LD(g + i) * f; \
         x = dlb_sel_##SUF(x > clip, (V){0} + clip, x); x = dlb_sel_##SUF(x < -clip, (V){0} - clip, x); \
         ST(g + i, x); }
@@ -154,30 +161,30 @@ cdef extern from *:
     #define DLB_INSTANCES(T, S) \
     static void dlb_sgd_##S(T *restrict theta, const T *restrict g, long n, \
                             T lr, T gscale, T clip, T wd) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, SGD_BODY) DLB_PAR_END } \
+        DLB_RUN(T, S, SGD_BODY) } \
     static void dlb_momentum_##S(T *restrict theta, T *restrict v, const T *restrict g, long n, \
                                  T alpha, T lr, T cv, T cg, T gscale, T clip, T wd) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, MOM_BODY) DLB_PAR_END } \
+        DLB_RUN(T, S, MOM_BODY) } \
     static void dlb_rmsprop_##S(T *restrict theta, T *restrict r, const T *restrict g, long n, \
                                 T lr, T rho, T c, T d_in, T d_out, T gscale, T clip, T wd) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, RMS_BODY) DLB_PAR_END } \
+        DLB_RUN(T, S, RMS_BODY) } \
     static void dlb_rmsprop_momentum_##S(T *restrict theta, T *restrict r, T *restrict v, \
             const T *restrict g, long n, T lr, T rho, T c, T d_in, T d_out, T alpha, T cv, T cg, \
             T gscale, T clip, T wd) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, RMSM_BODY) DLB_PAR_END } \
+        DLB_RUN(T, S, RMSM_BODY) } \
     static void dlb_adam_##S(T *restrict theta, T *restrict s, T *restrict r, const T *restrict g, \
             long n, T step, T rbc2, T b1, T c1, T b2, T c2, T eps, T decay, T gscale, T clip, T wd) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, ADAM_BODY) DLB_PAR_END } \
+        DLB_RUN(T, S, ADAM_BODY) } \
     static void dlb_adadelta_##S(T *restrict theta, T *restrict r, T *restrict d, const T *restrict g, \
             long n, T lr, T rho, T c, T eps, T gscale, T clip, T wd) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, ADADELTA_BODY) DLB_PAR_END } \
+        DLB_RUN(T, S, ADADELTA_BODY) } \
     static void dlb_dbd_##S(T *restrict theta, T *restrict rate, T *restrict bar, const T *restrict g, \
             long n, T kappa, T shrink, T mix, T cmix, T gscale, T clip, T wd) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, DBD_BODY) DLB_PAR_END } \
+        DLB_RUN(T, S, DBD_BODY) } \
     static void dlb_average_##S(T *restrict avg, const T *restrict theta, long n, T w) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, AVG_BODY) DLB_PAR_END } \
+        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, AVG_BODY, DLB_GRAW) DLB_PAR_END } \
     static void dlb_clip_scale_##S(T *restrict g, long n, T f, T clip) { \
-        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, CLIP_BODY) DLB_PAR_END } \
+        DLB_PAR_BEGIN(n) DLB_LOOPS(T, S, CLIP_BODY, DLB_GRAW) DLB_PAR_END } \
     static double dlb_sumsq_##S(const T *restrict g, long n) { \
         double acc = 0.0; \
         _Pragma("omp parallel for simd reduction(+:acc) schedule(static) if(n >= DLB_PAR_MIN)") \

@@ -19,7 +19,15 @@ from dlbench.registry import register_kernel
 
 
 def _cast(dt, *xs):
-    return tuple(dt(x) for x in xs)
+    """Scalars cast to the arrays' dtype; a trailing bool (the ``plain`` flag) stays a bool."""
+    return tuple(x if isinstance(x, bool) else dt(x) for x in xs)
+
+
+def _gc(wd, gscale, clip):
+    """(gscale, clip, wd, plain): plain=True when the preprocessing is a no-op, so the loop reads g
+    as it is (the branch is loop-invariant: LLVM unswitches it)."""
+    gs, c, w = grad_coeffs(wd, gscale, clip)
+    return gs, c, w, bool(gs == 1.0 and c == INF and w == 0.0)
 
 
 @nb.njit(inline="always")
@@ -33,24 +41,24 @@ def _geff(gi, th, gscale, clip, wd):
 
 
 @nb.njit(parallel=True, cache=True)
-def _sgd(theta, g, lr, gscale, clip, wd):
+def _sgd(theta, g, lr, gscale, clip, wd, plain):
     for i in nb.prange(theta.shape[0]):
         th = theta[i]
-        gi = _geff(g[i], th, gscale, clip, wd)
+        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
         theta[i] = th - lr * gi
 
 
 @register_kernel("sgd", "fused", "numba")
 def sgd(theta, g, lr, wd=0.0, gscale=1.0, clip=INF):
     """Algorithm 8.1 fused: theta -= lr * g'. 1-D float32/float64 arrays."""
-    _sgd(theta, g, *_cast(theta.dtype.type, lr, *grad_coeffs(wd, gscale, clip)))
+    _sgd(theta, g, *_cast(theta.dtype.type, lr, *_gc(wd, gscale, clip)))
 
 
 @nb.njit(parallel=True, cache=True)
-def _momentum(theta, v, g, alpha, lr, cv, cg, gscale, clip, wd):
+def _momentum(theta, v, g, alpha, lr, cv, cg, gscale, clip, wd, plain):
     for i in nb.prange(theta.shape[0]):
         th = theta[i]
-        gi = _geff(g[i], th, gscale, clip, wd)
+        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
         vi = alpha * v[i] - lr * gi
         v[i] = vi
         theta[i] = th + (cv * vi - cg * gi)
@@ -61,14 +69,14 @@ def sgd_momentum(theta, v, g, lr, alpha, nesterov=False, wd=0.0, gscale=1.0, cli
     """Algorithm 8.2 fused (nesterov=True: Alg. 8.3, change-of-variables form): per element
     v = alpha*v - lr*g; theta += v (or alpha*v - lr*g). 1-D float32/float64 arrays."""
     _momentum(theta, v, g, *_cast(theta.dtype.type, *momentum_coeffs(lr, alpha, nesterov),
-                                   *grad_coeffs(wd, gscale, clip)))
+                                   *_gc(wd, gscale, clip)))
 
 
 @nb.njit(parallel=True, cache=True)
-def _rmsprop(theta, r, g, lr, rho, c, d_in, d_out, gscale, clip, wd):
+def _rmsprop(theta, r, g, lr, rho, c, d_in, d_out, gscale, clip, wd, plain):
     for i in nb.prange(theta.shape[0]):
         th = theta[i]
-        gi = _geff(g[i], th, gscale, clip, wd)
+        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
         ri = rho * r[i] + c * gi * gi
         r[i] = ri
         theta[i] = th - lr * gi / (np.sqrt(ri + d_in) + d_out)
@@ -81,21 +89,21 @@ def adagrad(theta, r, g, lr, eps=1e-7, eps_inside=False, wd=0.0, gscale=1.0, cli
     Runs the RMSProp kernel with rho = 1 and unit weight: r*1 + 1*g*g is exactly r + g*g.
     """
     _rmsprop(theta, r, g, *_cast(theta.dtype.type, lr, 1.0, 1.0, *eps_split(eps, eps_inside),
-                                 *grad_coeffs(wd, gscale, clip)))
+                                 *_gc(wd, gscale, clip)))
 
 
 @register_kernel("rmsprop", "fused", "numba")
 def rmsprop(theta, r, g, lr, rho=0.9, eps=1e-6, eps_inside=True, wd=0.0, gscale=1.0, clip=INF):
     """Algorithm 8.5 fused: r = rho r + (1-rho) g*g; theta -= lr g / sqrt(delta + r)."""
     _rmsprop(theta, r, g, *_cast(theta.dtype.type, lr, rho, 1.0 - rho, *eps_split(eps, eps_inside),
-                                 *grad_coeffs(wd, gscale, clip)))
+                                 *_gc(wd, gscale, clip)))
 
 
 @nb.njit(parallel=True, cache=True)
-def _rmsprop_momentum(theta, r, v, g, lr, rho, c, d_in, d_out, alpha, cv, cg, gscale, clip, wd):
+def _rmsprop_momentum(theta, r, v, g, lr, rho, c, d_in, d_out, alpha, cv, cg, gscale, clip, wd, plain):
     for i in nb.prange(theta.shape[0]):
         th = theta[i]
-        gi = _geff(g[i], th, gscale, clip, wd)
+        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
         ri = rho * r[i] + c * gi * gi
         r[i] = ri
         u = gi / (np.sqrt(ri + d_in) + d_out)
@@ -112,14 +120,14 @@ def rmsprop_momentum(theta, r, v, g, lr, rho, eps, alpha, nesterov=False, eps_in
     a, _, cv, cg = momentum_coeffs(lr, alpha, nesterov)
     _rmsprop_momentum(theta, r, v, g, *_cast(theta.dtype.type, lr, rho, 1.0 - rho,
                                              *eps_split(eps, eps_inside), a, cv, cg,
-                                             *grad_coeffs(wd, gscale, clip)))
+                                             *_gc(wd, gscale, clip)))
 
 
 @nb.njit(parallel=True, cache=True)
-def _adam(theta, s, r, g, step, rbc2, b1, c1, b2, c2, eps, decay, gscale, clip, wd):
+def _adam(theta, s, r, g, step, rbc2, b1, c1, b2, c2, eps, decay, gscale, clip, wd, plain):
     for i in nb.prange(theta.shape[0]):
         th = theta[i]
-        gi = _geff(g[i], th, gscale, clip, wd)
+        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
         si = b1 * s[i] + c1 * gi
         ri = b2 * r[i] + c2 * gi * gi
         s[i] = si
@@ -131,14 +139,14 @@ def _adam(theta, s, r, g, step, rbc2, b1, c1, b2, c2, eps, decay, gscale, clip, 
 def adam(theta, s, r, g, lr, beta1, beta2, eps, t, wd=0.0, decoupled_wd=0.0, gscale=1.0, clip=INF):
     """Algorithm 8.7 fused at step t, bias corrections folded into two scalars (see optim_coeffs)."""
     _adam(theta, s, r, g, *_cast(theta.dtype.type, *adam_coeffs(lr, beta1, beta2, eps, t, decoupled_wd),
-                                 *grad_coeffs(wd, gscale, clip)))
+                                 *_gc(wd, gscale, clip)))
 
 
 @nb.njit(parallel=True, cache=True)
-def _adadelta(theta, r, d, g, lr, rho, c, eps, gscale, clip, wd):
+def _adadelta(theta, r, d, g, lr, rho, c, eps, gscale, clip, wd, plain):
     for i in nb.prange(theta.shape[0]):
         th = theta[i]
-        gi = _geff(g[i], th, gscale, clip, wd)
+        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
         ri = rho * r[i] + c * gi * gi
         r[i] = ri
         di = d[i]
@@ -151,14 +159,14 @@ def _adadelta(theta, r, d, g, lr, rho, c, eps, gscale, clip, wd):
 def adadelta(theta, r, d, g, lr=1.0, rho=0.9, eps=1e-6, wd=0.0, gscale=1.0, clip=INF):
     """AdaDelta fused: r, d and theta in one pass, one square root per element."""
     _adadelta(theta, r, d, g, *_cast(theta.dtype.type, lr, rho, 1.0 - rho, eps,
-                                     *grad_coeffs(wd, gscale, clip)))
+                                     *_gc(wd, gscale, clip)))
 
 
 @nb.njit(parallel=True, cache=True)
-def _delta_bar_delta(theta, rate, bar, g, kappa, shrink, mix, cmix, gscale, clip, wd):
+def _delta_bar_delta(theta, rate, bar, g, kappa, shrink, mix, cmix, gscale, clip, wd, plain):
     for i in nb.prange(theta.shape[0]):
         th = theta[i]
-        gi = _geff(g[i], th, gscale, clip, wd)
+        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
         b = bar[i]
         sg = b * gi
         ri = rate[i]
@@ -175,7 +183,7 @@ def _delta_bar_delta(theta, rate, bar, g, kappa, shrink, mix, cmix, gscale, clip
 def delta_bar_delta(theta, rate, bar, g, kappa, phi, mix, wd=0.0, gscale=1.0, clip=INF):
     """Delta-bar-delta (Jacobs 1988) fused: rate, bar and theta in one pass."""
     _delta_bar_delta(theta, rate, bar, g, *_cast(theta.dtype.type, kappa, 1.0 - phi, mix, 1.0 - mix,
-                                                 *grad_coeffs(wd, gscale, clip)))
+                                                 *_gc(wd, gscale, clip)))
 
 
 @nb.njit(parallel=True, cache=True)
