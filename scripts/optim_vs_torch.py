@@ -13,6 +13,11 @@ bandwidth ceiling measured under the same conditions.
 Columns: median / min ms per step, Mparam/s, GB/s from the op's byte model (minimal traffic,
 e.g. Adam 28 B/param), the ratio torch-fused-time / our-time (> 1: we are faster) and the
 fraction of the in-run STREAM ceiling.
+
+Page size matters at 1e7: NumPy asks for transparent huge pages on large arrays (madvise), so our
+parameters and state live in 2 MiB pages; torch's own allocations (its optimizer state) do not
+unless ``THP_MEM_ALLOC_ENABLE=1`` is set before torch is imported: ``--torch-thp`` does that, to
+compare both on huge pages.
 """
 
 from __future__ import annotations
@@ -109,7 +114,16 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rules", default="adam,momentum,adagrad", help=f"comma list of {','.join(RULES)}")
     ap.add_argument("--backends", default="cython,numba")
+    ap.add_argument("--torch-thp", action="store_true",
+                    help="torch allocates its state in transparent huge pages too (THP_MEM_ALLOC_ENABLE=1)")
     args = ap.parse_args(argv)
+    if args.torch_thp:
+        import os
+        import sys
+
+        if "torch" in sys.modules:
+            ap.error("--torch-thp must be set before torch is imported")
+        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
     from dlbench.threads import set_threads
 
     applied = set_threads(args.threads)
@@ -119,7 +133,8 @@ def main(argv=None):
         if r not in RULES:
             ap.error(f"unknown rule {r!r}; known: {', '.join(RULES)}")
     rows = run(rules, n, args.reps, args.inner, [b for b in args.backends.split(",") if b])
-    print(f"n = {n:.0e} float32, threads = {applied}, {args.reps} rounds x {args.inner} steps, medians")
+    print(f"n = {n:.0e} float32, threads = {applied}, {args.reps} rounds x {args.inner} steps, medians"
+          f"{', torch state in huge pages' if args.torch_thp else ''}")
     print(f"{'rule':9s} {'implementation':16s} {'ms':>7s} {'min ms':>7s} {'Mparam/s':>9s} {'GB/s':>6s} "
           f"{'vs torch fused':>14s} {'of STREAM':>9s}")
     for rule, k, med, lo, mps, gbs, ratio, frac in rows:
