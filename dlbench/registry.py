@@ -138,24 +138,33 @@ BUILTIN_BACKEND_PACKAGES = {
 LOAD_ERRORS: dict[str, str] = {}
 
 
-def load_builtin_kernels() -> None:
-    """Import every built-in kernel module once so that they register themselves.
+_LOADED_BACKENDS: set[str] = set()
 
-    Front-end modules (which define the ops and the peer kernels for torch/scipy) are imported
-    too. A backend package that fails to import is recorded in ``LOAD_ERRORS`` and reported by
-    ``db.backends()``, never raised.
+
+def load_builtin_kernels(backends=None) -> None:
+    """Import the built-in kernel modules so that they register themselves (once per backend).
+
+    backends: an iterable of backend names to load (default: all). Loading one backend (what
+    ``get_kernel`` does) keeps start-up cheap in worker processes. The front-end modules (which
+    define the ops and their models) are always imported. A backend package that fails to
+    import is recorded in ``LOAD_ERRORS`` and reported by ``db.backends()``, never raised.
     """
     global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    for mod in ("dlbench.ops", "dlbench.optim", "dlbench.peers"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-    for backend, pkgname in BUILTIN_BACKEND_PACKAGES.items():
+    if not _LOADED:
+        _LOADED = True
+        for mod in ("dlbench.ops", "dlbench.optim", "dlbench.peers"):
+            try:
+                importlib.import_module(mod)
+            except ModuleNotFoundError as e:
+                if e.name != mod:
+                    raise
+    wanted = BUILTIN_BACKEND_PACKAGES if backends is None else [b for b in backends
+                                                                if b in BUILTIN_BACKEND_PACKAGES]
+    for backend in wanted:
+        if backend in _LOADED_BACKENDS:
+            continue
+        _LOADED_BACKENDS.add(backend)
+        pkgname = BUILTIN_BACKEND_PACKAGES[backend]
         try:
             pkg = importlib.import_module(pkgname)
         except Exception as e:  # noqa: BLE001 - reported, not raised
@@ -173,10 +182,13 @@ def load_builtin_kernels() -> None:
 
 def get_kernel(op: str, algorithm: str, backend: str) -> Kernel:
     """The kernel for ``(op, algorithm, backend)``; ``ValueError`` naming what exists otherwise."""
-    load_builtin_kernels()
     key = (op, algorithm, backend)
     if key in KERNELS:
         return KERNELS[key]
+    load_builtin_kernels([backend])
+    if key in KERNELS:
+        return KERNELS[key]
+    load_builtin_kernels()
     if op not in {k[0] for k in KERNELS}:
         raise UserError(f"unknown op {op!r}; known ops: {', '.join(sorted({k[0] for k in KERNELS}))}")
     have = sorted(f"{a}/{b}" for (o, a, b) in KERNELS if o == op)
@@ -187,7 +199,7 @@ def get_kernel(op: str, algorithm: str, backend: str) -> Kernel:
 def find_kernels(op: str | None = None, backend: str | None = None,
                  algorithm: str | None = None) -> list[Kernel]:
     """Registered kernels filtered by op, backend and algorithm (None = any)."""
-    load_builtin_kernels()
+    load_builtin_kernels(None if backend is None else [backend])
     return [k for k in KERNELS.values()
             if (op is None or k.op == op) and (backend is None or k.backend == backend)
             and (algorithm is None or k.algorithm == algorithm)]

@@ -57,7 +57,7 @@ def _not_runnable(case: Case, var: Variant) -> str | None:
         return st.reason
     if not st.timed:
         return st.reason or f"{var.backend} is not timed here"
-    load_builtin_kernels()
+    load_builtin_kernels([var.backend])
     kern = KERNELS.get((case.op, var.algorithm, var.backend))
     if kern is not None:
         return kern.applies(case.dtype, **case.params)
