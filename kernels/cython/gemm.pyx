@@ -28,6 +28,7 @@ cdef extern from "gemm_kernel.h" nogil:
                           long sa, long rsa, long csa, const double *b, long sb, long rsb, long csb,
                           double beta, double *c, long sc, long rsc, long csc, int nthreads)
     int dlb_gemm_max_threads()
+    int dlb_gemm_simd()
     void dlb_gemm_set_blocking(int dbl, long mc, long kc, long nc)
     void dlb_gemm_get_blocking(int dbl, long *mc, long *kc, long *nc)
     size_t dlb_gemm_release_buffers()
@@ -221,6 +222,11 @@ def batched_gemm(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False
         out[...] = c
         return out
     return c
+
+
+def simd():
+    """True when the packed AVX2+FMA kernels were compiled (False: the portable C fallback)."""
+    return bool(dlb_gemm_simd())
 
 
 def set_blocking(dtype, mc=0, kc=0, nc=0):

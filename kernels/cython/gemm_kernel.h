@@ -46,9 +46,16 @@
 #include <omp.h>
 #endif
 
-#if !defined(__AVX2__) || !defined(__FMA__)
-#error "gemm_kernel.h needs AVX2 and FMA: build with -march=native on an AVX2 machine (or -mavx2 -mfma)"
+/* The packed kernels need AVX2 + FMA at compile time (-march=native on such a machine). A
+ * build without them (DLBENCH_PORTABLE=1, another ISA) gets a plain blocked C fallback with
+ * the same API, correct but slow; dlb_gemm_simd() says which one was compiled. */
+#if defined(__AVX2__) && defined(__FMA__)
+#define DLB_GEMM_SIMD 1
+#else
+#define DLB_GEMM_SIMD 0
 #endif
+
+static int dlb_gemm_simd(void) { return DLB_GEMM_SIMD; }
 
 #define DLB_INLINE static inline __attribute__((always_inline))
 
@@ -192,6 +199,7 @@ static size_t dlb_gemm_release_buffers(void) {
     return freed;
 }
 
+#if DLB_GEMM_SIMD
 /* ------------------------------------------------------------------------------------------ */
 /* vectorised packing of full micro-panels (transposes in registers)                          */
 
@@ -579,6 +587,43 @@ static void dlb_d_pack_b_cols(long kc, const double *src, long csb, double *rest
 #undef N
 
 #undef DLB_GEMM_TEMPLATE
+
+#else /* !DLB_GEMM_SIMD: portable fallback, same entry points */
+
+#define DLB_FALLBACK(T, PFX)                                                                    \
+    static int PFX##gemm(long m, long n, long k, T alpha, const T *a, long rsa, long csa,       \
+                         const T *b, long rsb, long csb, T beta, T *c, long rsc, long csc,      \
+                         int nthreads) {                                                        \
+        (void)nthreads;                                                                         \
+        for (long i = 0; i < m; i++)                                                            \
+            for (long j = 0; j < n; j++) {                                                      \
+                T *cij = c + i * rsc + j * csc;                                                 \
+                *cij = beta == (T)0 ? (T)0 : beta * *cij;                                       \
+            }                                                                                   \
+        if (alpha == (T)0) return 0;                                                            \
+        for (long i0 = 0; i0 < m; i0 += 64)                                                     \
+            for (long p0 = 0; p0 < k; p0 += 256)                                                \
+                for (long i = i0; i < m && i < i0 + 64; i++)                                    \
+                    for (long p = p0; p < k && p < p0 + 256; p++) {                             \
+                        T aip = alpha * a[i * rsa + p * csa];                                   \
+                        for (long j = 0; j < n; j++) c[i * rsc + j * csc] += aip * b[p * rsb + j * csb]; \
+                    }                                                                           \
+        return 0;                                                                               \
+    }                                                                                           \
+    static int PFX##gemm_batched(long batch, long m, long n, long k, T alpha, const T *a,       \
+                                 long sa, long rsa, long csa, const T *b, long sb, long rsb,    \
+                                 long csb, T beta, T *c, long sc, long rsc, long csc,           \
+                                 int nthreads) {                                                \
+        for (long i = 0; i < batch; i++)                                                        \
+            PFX##gemm(m, n, k, alpha, a + i * sa, rsa, csa, b + i * sb, rsb, csb, beta,         \
+                      c + i * sc, rsc, csc, nthreads);                                          \
+        return 0;                                                                               \
+    }
+
+DLB_FALLBACK(float, dlb_s_)
+DLB_FALLBACK(double, dlb_d_)
+
+#endif /* DLB_GEMM_SIMD */
 #endif /* DLB_GEMM_KERNEL_H */
 
 #else /* DLB_GEMM_TEMPLATE: the generic driver, T / MR / NR / VL / DBL / N() defined above */
