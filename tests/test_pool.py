@@ -45,6 +45,11 @@ def test_pool2d_backend_matches_reference(backend, dtype, case):
     dy = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
     dx = ops.pool2d_backward(dy, x, *args, backend=backend)
     np.testing.assert_allclose(dx, ops.pool2d_backward(dy, x, *args, backend="numpy"), **TOL[dtype])
+    if kind == "max":
+        _, idx = ops.pool2d(x, *args, return_indices=True, backend=backend)
+        np.testing.assert_array_equal(idx, ops.pool2d(x, *args, return_indices=True, backend="numpy")[1])
+        np.testing.assert_allclose(ops.pool2d_backward(dy, x, *args, indices=idx, backend=backend), dx,
+                                   **TOL[dtype])
 
 
 @st.composite
@@ -120,6 +125,14 @@ def test_pool2d_matches_torch(backend, kind, size, stride, pad, ceil_mode):
     ty.backward(torch.from_numpy(dy))
     dx = ops.pool2d_backward(dy, x, kind, size, stride, pad, ceil_mode, backend=backend)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    if kind == "max":           # the argmax indices are torch's, and the backward from them agrees
+        y2, idx = ops.pool2d(x, kind, size, stride, pad, ceil_mode, return_indices=True, backend=backend)
+        _, tidx = torch.nn.functional.max_pool2d(tx, size, stride, pad, ceil_mode=ceil_mode,
+                                                 return_indices=True)
+        np.testing.assert_array_equal(idx, tidx.numpy())
+        np.testing.assert_array_equal(y2, y)
+        dx = ops.pool2d_backward(dy, x, kind, size, stride, pad, ceil_mode, indices=idx, backend=backend)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["numpy", *COMPILED])
@@ -138,6 +151,11 @@ def test_adaptive_matches_torch(backend, kind, out):
     ty.backward(torch.from_numpy(dy))
     dx = ops.adaptive_pool2d_backward(dy, x, out, kind, backend=backend)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    if kind == "max":
+        _, idx = ops.adaptive_pool2d(x, out, kind, return_indices=True, backend=backend)
+        np.testing.assert_array_equal(idx, torch.nn.functional.adaptive_max_pool2d(tx, out, True)[1].numpy())
+        dx = ops.adaptive_pool2d_backward(dy, x, out, kind, indices=idx, backend=backend)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_global_avg_matches_torch_and_maxout_matches_reshape_max():
@@ -220,5 +238,10 @@ def test_bad_arguments_raise_value_error():
         ops.adaptive_pool2d(x, 2, "gaussian", backend="numpy")
     with pytest.raises(ValueError, match="dy must have shape"):
         ops.pool2d_backward(np.zeros((1, 2, 3, 3)), x, "max", 2, backend="numpy")
+    with pytest.raises(ValueError, match="return_indices is for max"):
+        ops.pool2d(x, "avg", 2, return_indices=True, backend="numpy")
+    with pytest.raises(ValueError, match="indices must lie in"):
+        ops.pool2d_backward(np.zeros((1, 2, 2, 2)), x, "max", 2, indices=np.full((1, 2, 2, 2), 16),
+                            backend="numpy")
     with pytest.raises(ValueError, match="float32 or float64"):
         ops.pool2d(x.astype(np.int64), "max", 2, backend="numpy")

@@ -17,10 +17,11 @@ padding). ``adaptive_pool2d`` uses a fixed number of regions whose size scales w
 ``maxout`` pools across groups of ``pieces`` consecutive channels (fig. 9.9).
 
 Kernel contracts (every backend), all arrays C-contiguous:
-``pool2d(x, kind, size, stride, pads, out, sigma) -> y``;
-``pool2d_backward(dy, x, y, kind, size, stride, pads, out, sigma) -> dx`` (``y`` is the forward
-output, needed by ``l2``); ``adaptive_pool2d(x, kind, out) -> y``;
-``adaptive_pool2d_backward(dy, x, y, kind, out) -> dx``; ``maxout(x3, pieces) -> y3`` and
+``pool2d(x, kind, size, stride, pads, out, sigma, return_indices=False) -> y`` (or (y, indices));
+``pool2d_backward(dy, x, y, kind, size, stride, pads, out, sigma, indices=None) -> dx`` (``y`` is the
+forward output, needed by ``l2``; ``indices`` the forward's argmax for max);
+``adaptive_pool2d(x, kind, out, return_indices=False)``;
+``adaptive_pool2d_backward(dy, x, y, kind, out, indices=None) -> dx``; ``maxout(x3, pieces) -> y3`` and
 ``maxout_backward(dy3, x3, pieces) -> dx3`` on (N, C, L) views; ``global_avg_pool2d(x) -> (N, C)``
 and ``global_avg_pool2d_backward(dy, x_shape) -> dx``.
 """
@@ -183,36 +184,60 @@ def _window_args(op, x, size, stride, padding, ceil_mode, sigma, kind):
 
 # ---------------------------------------------------------------- windowed pooling
 def pool2d(x, kind="max", size=2, stride=None, padding=0, ceil_mode=False, sigma=1.0, *,
-           algorithm="auto", backend="numba"):
+           return_indices=False, algorithm="auto", backend="numba"):
     """Windowed pooling (section 9.3): x (N, C, H, W) -> (N, C, Ho, Wo).
 
     kind: "max", "avg", "l2" or "gaussian" (sigma: the Gaussian's standard deviation in pixels).
     size: window int or (k_h, k_w); stride: default = size (non-overlapping, fig. 9.10);
     padding: int, (p_h, p_w), pairs or "same" (stride 1), each < the window; ceil_mode keeps the
     smaller last region. float32/float64. ValueError when the window exceeds the padded input.
+    ``return_indices`` (max only): also return int64 indices (N, C, Ho, Wo), the flat position
+    r * W + c in its (H, W) map of each window's first maximum (torch's convention), for
+    ``pool2d_backward(..., indices=...)``.
     """
     x, dtype = _check_x("pool2d", x)
     size, stride, pads, out, sigma = _window_args("pool2d", x, size, stride, padding, ceil_mode, sigma, kind)
-    return _kernel("pool2d", algorithm, backend, dtype)(x, kind, size, stride, pads, out, sigma)
+    if return_indices and kind != "max":
+        raise ValueError(f"pool2d: return_indices is for max pooling, not {kind!r}")
+    kern = _kernel("pool2d", algorithm, backend, dtype)
+    if return_indices:
+        return kern(x, kind, size, stride, pads, out, sigma, return_indices=True)
+    return kern(x, kind, size, stride, pads, out, sigma)
 
 
 def pool2d_backward(dy, x, kind="max", size=2, stride=None, padding=0, ceil_mode=False, sigma=1.0, *,
-                    y=None, algorithm="auto", backend="numba"):
+                    y=None, indices=None, algorithm="auto", backend="numba"):
     """Gradient of ``pool2d`` w.r.t. x: dx of x's shape.
 
-    max: dy goes to the first maximum of each window; avg/gaussian: dy spread by the window's
-    normalised weights; l2: dy * x / y (0 where y = 0). ``y`` (the forward output) is computed when
-    not given (only l2 needs it).
+    max: dy goes to the first maximum of each window (recomputed from x, or taken from the
+    forward's ``indices`` when given: then only a scatter); avg/gaussian: dy spread by the
+    window's normalised weights; l2: dy * x / y (0 where y = 0). ``y`` (the forward output) is
+    computed when not given (only l2 needs it).
     """
     x, dtype = _check_x("pool2d_backward", x)
     size, stride, pads, out, sigma = _window_args("pool2d_backward", x, size, stride, padding, ceil_mode,
                                                   sigma, kind)
     dy = _check_grad("dy", dy, x.shape[:2] + out, dtype)
+    kern = _kernel("pool2d_backward", algorithm, backend, dtype)
+    if indices is not None:
+        indices = _check_indices("pool2d_backward", indices, dy.shape, kind, x.shape)
+        return kern(dy, x, None, kind, size, stride, pads, out, sigma, indices=indices)
     if kind == "l2":
         y = (_kernel("pool2d", algorithm, backend, dtype)(x, kind, size, stride, pads, out, sigma)
              if y is None else _check_grad("y", y, dy.shape, dtype))
-    return _kernel("pool2d_backward", algorithm, backend, dtype)(dy, x, y, kind, size, stride, pads, out,
-                                                                 sigma)
+    return kern(dy, x, y, kind, size, stride, pads, out, sigma)
+
+
+def _check_indices(op, indices, shape, kind, x_shape):
+    if kind != "max":
+        raise ValueError(f"{op}: indices are for max pooling, not {kind!r}")
+    indices = np.asarray(indices)
+    if indices.shape != tuple(shape) or indices.dtype.kind not in "iu":
+        raise ValueError(f"{op}: indices must be integers of shape {tuple(shape)}, got {indices.dtype} "
+                         f"{indices.shape}")
+    if indices.size and (indices.min() < 0 or indices.max() >= x_shape[2] * x_shape[3]):
+        raise ValueError(f"{op}: indices must lie in [0, H*W) = [0, {x_shape[2] * x_shape[3]})")
+    return np.ascontiguousarray(indices, dtype=np.int64)
 
 
 # ---------------------------------------------------------------- adaptive pooling
@@ -223,26 +248,36 @@ def _adaptive_args(op, output_size, kind):
     return out
 
 
-def adaptive_pool2d(x, output_size, kind="avg", *, algorithm="auto", backend="numba"):
+def adaptive_pool2d(x, output_size, kind="avg", *, return_indices=False, algorithm="auto", backend="numba"):
     """Adaptive pooling (fig. 9.11): x (N, C, H, W) -> (N, C, *output_size) for any H, W.
 
     Output row o pools input rows [floor(o H / Ho), ceil((o + 1) H / Ho)) (same for columns), as
-    torch's adaptive pooling. kind: "max", "avg" or "l2".
+    torch's adaptive pooling. kind: "max", "avg" or "l2". ``return_indices`` (max): also the
+    int64 flat (H*W) positions of the regions' first maxima.
     """
     x, dtype = _check_x("adaptive_pool2d", x)
     out = _adaptive_args("adaptive_pool2d", output_size, kind)
-    return _kernel("adaptive_pool2d", algorithm, backend, dtype)(x, kind, out)
+    if return_indices and kind != "max":
+        raise ValueError(f"adaptive_pool2d: return_indices is for max pooling, not {kind!r}")
+    kern = _kernel("adaptive_pool2d", algorithm, backend, dtype)
+    return kern(x, kind, out, return_indices=True) if return_indices else kern(x, kind, out)
 
 
-def adaptive_pool2d_backward(dy, x, output_size, kind="avg", *, y=None, algorithm="auto", backend="numba"):
-    """Gradient of ``adaptive_pool2d`` w.r.t. x (max: to the first argmax of each region)."""
+def adaptive_pool2d_backward(dy, x, output_size, kind="avg", *, y=None, indices=None, algorithm="auto",
+                             backend="numba"):
+    """Gradient of ``adaptive_pool2d`` w.r.t. x (max: to the first argmax of each region, or to the
+    forward's ``indices``)."""
     x, dtype = _check_x("adaptive_pool2d_backward", x)
     out = _adaptive_args("adaptive_pool2d_backward", output_size, kind)
     dy = _check_grad("dy", dy, x.shape[:2] + out, dtype)
+    kern = _kernel("adaptive_pool2d_backward", algorithm, backend, dtype)
+    if indices is not None:
+        indices = _check_indices("adaptive_pool2d_backward", indices, dy.shape, kind, x.shape)
+        return kern(dy, x, None, kind, out, indices=indices)
     if kind == "l2":
         y = (_kernel("adaptive_pool2d", algorithm, backend, dtype)(x, kind, out)
              if y is None else _check_grad("y", y, dy.shape, dtype))
-    return _kernel("adaptive_pool2d_backward", algorithm, backend, dtype)(dy, x, y, kind, out)
+    return kern(dy, x, y, kind, out)
 
 
 # ---------------------------------------------------------------- maxout / pooling across channels

@@ -60,7 +60,7 @@ def reduce_dense(const real[:, ::1] u, const real[:, ::1] v, const real[::1] su,
     cdef Py_ssize_t N = u.shape[0], C = u.shape[1], nblocks = (C + BLOCK - 1) // BLOCK
     cdef Py_ssize_t bi, c0, c1, n, c
     cdef double *acc
-    cdef double du
+    cdef double du, d0, d1, d2, d3
     with nogil, parallel():
         acc = <double *> malloc(2 * BLOCK * sizeof(double))
         for bi in prange(nblocks, schedule="static"):
@@ -68,11 +68,24 @@ def reduce_dense(const real[:, ::1] u, const real[:, ::1] v, const real[::1] su,
             c1 = min(C, c0 + BLOCK)
             for c in range(2 * BLOCK):
                 acc[c] = 0
-            for n in range(N):
+            n = 0
+            while n + 4 <= N:            # four rows per pass over the accumulators
+                for c in range(c0, c1):
+                    d0 = <double> (u[n, c] - su[c])
+                    d1 = <double> (u[n + 1, c] - su[c])
+                    d2 = <double> (u[n + 2, c] - su[c])
+                    d3 = <double> (u[n + 3, c] - su[c])
+                    acc[c - c0] = acc[c - c0] + ((d0 + d1) + (d2 + d3))
+                    acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + (
+                        (d0 * <double> (v[n, c] - sv[c]) + d1 * <double> (v[n + 1, c] - sv[c]))
+                        + (d2 * <double> (v[n + 2, c] - sv[c]) + d3 * <double> (v[n + 3, c] - sv[c])))
+                n = n + 4
+            while n < N:
                 for c in range(c0, c1):
                     du = <double> (u[n, c] - su[c])
                     acc[c - c0] = acc[c - c0] + du
                     acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + du * <double> (v[n, c] - sv[c])
+                n = n + 1
             for c in range(c0, c1):
                 s1[c] = acc[c - c0]
                 s2[c] = acc[BLOCK + c - c0]

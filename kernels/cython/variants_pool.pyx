@@ -16,22 +16,50 @@ ctypedef fused real:
     double
 
 
-def forward(real[:, :, ::1] x, real[:, :, ::1] y, const long[::1] hs, const long[::1] he,
-            const long[::1] ws, const long[::1] we, const real[:, ::1] wr, const real[:, ::1] wc, int code):
-    """x (P, H, W) -> y (P, Ho, Wo); code 0 max, 1 weighted sum (wr x wc), 2 L2 norm."""
+def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want_idx, const long[::1] hs,
+            const long[::1] he, const long[::1] ws, const long[::1] we, const real[:, ::1] wr,
+            const real[:, ::1] wc, int code, int nch=0):
+    """x (P, H, W) -> y (P, Ho, Wo); code 0 max, 1 weighted sum (wr x wc), 2 L2 norm; max with
+    ``want_idx`` also writes idx = r * W + c of the first maximum in row-major order.
+    (``nch``, the Numba core's chunk count, is not needed: OpenMP threads own their buffers.)"""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2], Ho = y.shape[1], Wo = y.shape[2]
-    cdef Py_ssize_t p, oy, ox, r, c, r0, r1, c0
+    cdef Py_ssize_t p, oy, ox, r, c, r0, r1, c0, bc
     cdef real *v
+    cdef real *rows
     cdef const real *row
-    cdef real a, m
+    cdef real a, m, fr, br
+    cdef bint take
     with nogil, parallel():
-        v = <real *> malloc(W * sizeof(real))
+        v = <real *> malloc(2 * W * sizeof(real))
+        rows = v + W
         for p in prange(P, schedule="static"):
             for oy in range(Ho):
                 r0 = hs[oy]
                 r1 = he[oy]
                 row = &x[p, r0, 0]
-                if code == 0:
+                if code == 0 and want_idx:
+                    fr = <real> r0
+                    for c in range(W):
+                        v[c] = row[c]
+                        rows[c] = fr
+                    for r in range(r0 + 1, r1):
+                        row = &x[p, r, 0]
+                        fr = <real> r
+                        for c in range(W):
+                            rows[c] = fr if row[c] > v[c] else rows[c]
+                            v[c] = row[c] if row[c] > v[c] else v[c]
+                    for ox in range(Wo):
+                        bc = ws[ox]
+                        m = v[bc]
+                        br = rows[bc]
+                        for c in range(bc + 1, we[ox]):
+                            take = (v[c] > m) | ((v[c] == m) & (rows[c] < br))
+                            m = v[c] if take else m
+                            br = rows[c] if take else br
+                            bc = c if take else bc
+                        y[p, oy, ox] = m
+                        idx[p, oy, ox] = (<long> br) * W + bc
+                elif code == 0:
                     for c in range(W):
                         v[c] = row[c]
                     for r in range(r0 + 1, r1):
@@ -75,38 +103,66 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, const long[::1] hs, const long
         free(v)
 
 
+def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
+    """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices."""
+    cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o
+    for p in prange(P, nogil=True, schedule="static"):
+        for i in range(L):
+            dx[p, i] = 0
+        for o in range(M):
+            dx[p, idx[p, o]] = dx[p, idx[p, o]] + dy[p, o]
+
+
 def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, ::1] dy, real[:, :, ::1] dx,
              const long[::1] hs, const long[::1] he, const long[::1] ws, const long[::1] we,
-             const real[:, ::1] wr, const real[:, ::1] wc, int code):
-    """dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only."""
+             const real[:, ::1] wr, const real[:, ::1] wc, int code, int nch=0):
+    """dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only.
+
+    max: a vertical pass keeps each column's maximum and the first row holding it; the horizontal
+    pass picks, among the window's columns holding the window maximum, the smallest such row, then
+    the smallest column: the first maximum in row-major order."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2], Ho = dy.shape[1], Wo = dy.shape[2]
     cdef Py_ssize_t p, oy, ox, r, c, r0, c0, br, bc
     cdef real *h
+    cdef real *rows
     cdef real *drow
     cdef const real *row
-    cdef real a, m, g, yv
+    cdef real a, m, g, yv, fr
+    cdef bint take
     with nogil, parallel():
-        h = <real *> malloc(W * sizeof(real))
+        h = <real *> malloc(2 * W * sizeof(real))
+        rows = h + W
         for p in prange(P, schedule="static"):
             for r in range(H):
                 drow = &dx[p, r, 0]
                 for c in range(W):
                     drow[c] = 0
-            if code == 0:
-                for oy in range(Ho):
+            for oy in range(Ho):
+                r0 = hs[oy]
+                if code == 0:
+                    row = &x[p, r0, 0]
+                    fr = <real> r0
+                    for c in range(W):
+                        h[c] = row[c]
+                        rows[c] = fr
+                    for r in range(r0 + 1, he[oy]):
+                        row = &x[p, r, 0]
+                        fr = <real> r
+                        for c in range(W):
+                            rows[c] = fr if row[c] > h[c] else rows[c]
+                            h[c] = row[c] if row[c] > h[c] else h[c]
                     for ox in range(Wo):
-                        br = hs[oy]
                         bc = ws[ox]
-                        m = x[p, br, bc]
-                        for r in range(hs[oy], he[oy]):
-                            for c in range(ws[ox], we[ox]):
-                                if x[p, r, c] > m:
-                                    m = x[p, r, c]
-                                    br = r
-                                    bc = c
+                        m = h[bc]
+                        yv = rows[bc]
+                        for c in range(bc + 1, we[ox]):      # branch-free: data-dependent comparisons
+                            take = (h[c] > m) | ((h[c] == m) & (rows[c] < yv))
+                            m = h[c] if take else m
+                            yv = rows[c] if take else yv
+                            bc = c if take else bc
+                        br = <Py_ssize_t> yv
                         dx[p, br, bc] = dx[p, br, bc] + dy[p, oy, ox]
-            else:
-                for oy in range(Ho):
+                else:
                     for c in range(W):
                         h[c] = 0
                     for ox in range(Wo):
@@ -120,7 +176,6 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
                             g = g / yv if yv != 0 else 0
                             for c in range(c0, we[ox]):
                                 h[c] = h[c] + g
-                    r0 = hs[oy]
                     for r in range(r0, he[oy]):
                         drow = &dx[p, r, 0]
                         if code == 1:

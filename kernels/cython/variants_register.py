@@ -10,10 +10,8 @@ import numpy as np
 from dlbench.kernels.cython import variants_bn as _bn
 from dlbench.kernels.cython import variants_conv as _conv
 from dlbench.kernels.cython import variants_pool as _pool
-from dlbench.kernels.numba_cpu import tiled
-from dlbench.kernels.numba_cpu.pool import global_plan, maxout_plan, run_backward, run_forward
+from dlbench.kernels.numba_cpu import pool, tiled
 from dlbench.kernels.reference.batchnorm import backward_coefficients, forward_coefficients, statistics
-from dlbench.kernels.reference.pool import adaptive_plan, region_plan
 
 from dlbench.registry import register_kernel
 
@@ -53,73 +51,8 @@ for _op in ("tiled_conv2d", "local_conv2d"):
         tiled_backward_im2col)
 
 
-# ---------------------------------------------------------------- pooling
-def _planes(a):
-    return a.reshape(-1, a.shape[-2], a.shape[-1])
-
-
-@register_kernel("pool2d", "direct", "cython")
-def pool2d(x, kind, size, stride, pads, out, sigma):
-    """Separable windowed pooling (max / avg / l2 / gaussian), OpenMP over feature maps."""
-    plan = region_plan(x.shape[2:], kind, size, stride, pads, out, sigma, x.dtype)
-    return run_forward(_planes(x), plan, out, _pool.forward).reshape(x.shape[:2] + tuple(out))
-
-
-@register_kernel("pool2d_backward", "direct", "cython")
-def pool2d_backward(dy, x, y, kind, size, stride, pads, out, sigma):
-    """Gradient of windowed pooling (max: first argmax; sums: separable scatter)."""
-    plan = region_plan(x.shape[2:], kind, size, stride, pads, out, sigma, x.dtype)
-    y3 = None if y is None else _planes(y)
-    return run_backward(_planes(dy), _planes(x), y3, plan, _pool.backward).reshape(x.shape)
-
-
-@register_kernel("adaptive_pool2d", "direct", "cython")
-def adaptive_pool2d(x, kind, out):
-    """Adaptive pooling (fig. 9.11) through the separable core."""
-    plan = adaptive_plan(x.shape[2:], kind, out, x.dtype)
-    return run_forward(_planes(x), plan, out, _pool.forward).reshape(x.shape[:2] + tuple(out))
-
-
-@register_kernel("adaptive_pool2d_backward", "direct", "cython")
-def adaptive_pool2d_backward(dy, x, y, kind, out):
-    """Gradient of adaptive pooling through the separable core."""
-    plan = adaptive_plan(x.shape[2:], kind, out, x.dtype)
-    y3 = None if y is None else _planes(y)
-    return run_backward(_planes(dy), _planes(x), y3, plan, _pool.backward).reshape(x.shape)
-
-
-@register_kernel("maxout", "direct", "cython")
-def maxout(x3, pieces):
-    """Maxout (fig. 9.9): max over groups of channels, as pooling of (pieces, L) maps."""
-    n, c, length = x3.shape
-    y = run_forward(x3.reshape(-1, pieces, length), maxout_plan(pieces, length, x3.dtype), (1, length),
-                    _pool.forward)
-    return y.reshape(n, c // pieces, length)
-
-
-@register_kernel("maxout_backward", "direct", "cython")
-def maxout_backward(dy3, x3, pieces):
-    """Gradient of maxout: dy to the first channel holding the group's maximum."""
-    n, c, length = x3.shape
-    dx = run_backward(dy3.reshape(-1, 1, length), x3.reshape(-1, pieces, length), None,
-                      maxout_plan(pieces, length, x3.dtype), _pool.backward)
-    return dx.reshape(n, c, length)
-
-
-@register_kernel("global_avg_pool2d", "direct", "cython")
-def global_avg_pool2d(x):
-    """Mean of each feature map, (N, C, H, W) -> (N, C)."""
-    n, c, h, w = x.shape
-    return run_forward(_planes(x), global_plan(h, w, x.dtype), (1, 1), _pool.forward).reshape(n, c)
-
-
-@register_kernel("global_avg_pool2d_backward", "direct", "cython")
-def global_avg_pool2d_backward(dy, x_shape):
-    """dx = dy / (H W) broadcast over each feature map."""
-    n, c, h, w = x_shape
-    unused_x = np.empty((n * c, h, w), dy.dtype)    # the weighted-sum backward never reads x
-    dx = run_backward(dy.reshape(-1, 1, 1), unused_x, None, global_plan(h, w, dy.dtype), _pool.backward)
-    return dx.reshape(x_shape)
+# ---------------------------------------------------------------- pooling (drivers shared with Numba)
+pool.register_all("cython", pool.Cores(_pool.forward, _pool.backward, _pool.scatter_max))
 
 
 # ---------------------------------------------------------------- batch normalization

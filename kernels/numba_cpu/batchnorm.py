@@ -47,11 +47,25 @@ def _reduce_dense(u, v, su, sv, s1, s2):
         c1 = min(C, c0 + _BLOCK)
         a1 = np.zeros(c1 - c0)
         a2 = np.zeros(c1 - c0)
-        for n in range(N):
+        n = 0
+        while n + 4 <= N:            # four rows per pass over the accumulators
+            for c in range(c0, c1):
+                cu = su[c]
+                cv = sv[c]
+                d0 = np.float64(u[n, c] - cu)
+                d1 = np.float64(u[n + 1, c] - cu)
+                d2 = np.float64(u[n + 2, c] - cu)
+                d3 = np.float64(u[n + 3, c] - cu)
+                a1[c - c0] += (d0 + d1) + (d2 + d3)
+                a2[c - c0] += (d0 * np.float64(v[n, c] - cv) + d1 * np.float64(v[n + 1, c] - cv)) + \
+                    (d2 * np.float64(v[n + 2, c] - cv) + d3 * np.float64(v[n + 3, c] - cv))
+            n += 4
+        while n < N:
             for c in range(c0, c1):
                 du = np.float64(u[n, c] - su[c])
                 a1[c - c0] += du
                 a2[c - c0] += du * np.float64(v[n, c] - sv[c])
+            n += 1
         for c in range(c0, c1):
             s1[c] = a1[c - c0]
             s2[c] = a2[c - c0]

@@ -12,206 +12,339 @@ scatter into a row buffer, then vertical axpys); max routes dy to the first maxi
 of each window.
 """
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numba as nb
 import numpy as np
-from dlbench.kernels.reference.pool import adaptive_plan, region_plan
+from dlbench.kernels.reference.pool import PoolPlan, adaptive_plan, region_plan
 
 from dlbench.registry import register_kernel
 
 
 @nb.njit(parallel=True, cache=True)
-def _forward(x, y, hs, he, ws, we, wr, wc, code):
-    """x (P, H, W) -> y (P, Ho, Wo); code 0 max, 1 weighted sum (wr x wc), 2 L2 norm."""
+def _forward(x, y, idx, want_idx, hs, he, ws, we, wr, wc, code, nch):
+    """x (P, H, W) -> y (P, Ho, Wo); code 0 max, 1 weighted sum (wr x wc), 2 L2 norm.
+
+    max with ``want_idx`` also writes idx[p, oy, ox] = r * W + c of the first maximum in row-major
+    order (the separable argmax of ``_backward``). Parallel over ``nch`` chunks of feature maps (a
+    row buffer per chunk, not per map)."""
     P, H, W = x.shape
     Ho, Wo = y.shape[1], y.shape[2]
-    for p in nb.prange(P):
+    for ch in nb.prange(nch):
         v = np.empty(W, x.dtype)
-        for oy in range(Ho):
-            r0 = hs[oy]
-            r1 = he[oy]
-            if code == 0:
-                for c in range(W):
-                    v[c] = x[p, r0, c]
-                for r in range(r0 + 1, r1):
+        rows = np.empty(W, x.dtype)
+        for p in range(ch * P // nch, (ch + 1) * P // nch):
+            xp = x[p]
+            yp = y[p]
+            for oy in range(Ho):
+                r0 = hs[oy]
+                r1 = he[oy]
+                yr = yp[oy]
+                row = xp[r0]
+                if code == 0 and want_idx:
+                    ir = idx[p, oy]
+                    fr = x.dtype.type(r0)
                     for c in range(W):
-                        a = x[p, r, c]
-                        v[c] = a if a > v[c] else v[c]
-                for ox in range(Wo):
-                    c0 = ws[ox]
-                    m = v[c0]
-                    for c in range(c0 + 1, we[ox]):
-                        m = v[c] if v[c] > m else m
-                    y[p, oy, ox] = m
-            elif code == 1:
-                a = wr[oy, 0]
-                for c in range(W):
-                    v[c] = a * x[p, r0, c]
-                for r in range(r0 + 1, r1):
-                    a = wr[oy, r - r0]
+                        v[c] = row[c]
+                        rows[c] = fr
+                    for r in range(r0 + 1, r1):
+                        row = xp[r]
+                        fr = x.dtype.type(r)
+                        for c in range(W):
+                            a = row[c]
+                            gt = a > v[c]
+                            v[c] = a if gt else v[c]
+                            rows[c] = fr if gt else rows[c]
+                    for ox in range(Wo):
+                        bc = ws[ox]
+                        m = v[bc]
+                        br = rows[bc]
+                        for c in range(bc + 1, we[ox]):
+                            hc = v[c]
+                            rc = rows[c]
+                            take = (hc > m) | ((hc == m) & (rc < br))
+                            m = hc if take else m
+                            br = rc if take else br
+                            bc = c if take else bc
+                        yr[ox] = m
+                        ir[ox] = int(br) * W + bc
+                elif code == 0:
                     for c in range(W):
-                        v[c] += a * x[p, r, c]
-                for ox in range(Wo):
-                    c0 = ws[ox]
-                    acc = wc[ox, 0] * v[c0]
-                    for c in range(c0 + 1, we[ox]):
-                        acc += wc[ox, c - c0] * v[c]
-                    y[p, oy, ox] = acc
-            else:
-                for c in range(W):
-                    v[c] = x[p, r0, c] * x[p, r0, c]
-                for r in range(r0 + 1, r1):
+                        v[c] = row[c]
+                    for r in range(r0 + 1, r1):
+                        row = xp[r]
+                        for c in range(W):
+                            a = row[c]
+                            v[c] = a if a > v[c] else v[c]
+                    for ox in range(Wo):
+                        c0 = ws[ox]
+                        m = v[c0]
+                        for c in range(c0 + 1, we[ox]):
+                            m = v[c] if v[c] > m else m
+                        yr[ox] = m
+                elif code == 1:
+                    a = wr[oy, 0]
                     for c in range(W):
-                        v[c] += x[p, r, c] * x[p, r, c]
-                for ox in range(Wo):
-                    c0 = ws[ox]
-                    acc = v[c0]
-                    for c in range(c0 + 1, we[ox]):
-                        acc += v[c]
-                    y[p, oy, ox] = np.sqrt(acc)
+                        v[c] = a * row[c]
+                    for r in range(r0 + 1, r1):
+                        a = wr[oy, r - r0]
+                        row = xp[r]
+                        for c in range(W):
+                            v[c] += a * row[c]
+                    for ox in range(Wo):
+                        c0 = ws[ox]
+                        wo = wc[ox]
+                        acc = wo[0] * v[c0]
+                        for c in range(c0 + 1, we[ox]):
+                            acc += wo[c - c0] * v[c]
+                        yr[ox] = acc
+                else:
+                    for c in range(W):
+                        v[c] = row[c] * row[c]
+                    for r in range(r0 + 1, r1):
+                        row = xp[r]
+                        for c in range(W):
+                            v[c] += row[c] * row[c]
+                    for ox in range(Wo):
+                        c0 = ws[ox]
+                        acc = v[c0]
+                        for c in range(c0 + 1, we[ox]):
+                            acc += v[c]
+                        yr[ox] = np.sqrt(acc)
 
 
 @nb.njit(parallel=True, cache=True)
-def _backward(x, y, dy, dx, hs, he, ws, we, wr, wc, code):
-    """dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only."""
+def _backward(x, y, dy, dx, hs, he, ws, we, wr, wc, code, nch):
+    """dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only.
+
+    max: per output row, a vertical pass keeps each column's maximum and the first row holding
+    it; the horizontal pass picks, among the window's columns holding the window maximum, the
+    smallest such row, then the smallest column: the first maximum in row-major order (branch-free
+    selects: the comparisons are data dependent)."""
     P, H, W = x.shape
     Ho, Wo = dy.shape[1], dy.shape[2]
-    for p in nb.prange(P):
-        for r in range(H):
-            for c in range(W):
-                dx[p, r, c] = 0
-        if code == 0:
+    for ch in nb.prange(nch):
+        h = np.empty(W, x.dtype)
+        rows = np.empty(W, x.dtype)      # row of each column's maximum (exact in float for H < 2^24)
+        for p in range(ch * P // nch, (ch + 1) * P // nch):
+            xp = x[p]
+            dxp = dx[p]
+            dyp = dy[p]
+            for r in range(H):
+                dr = dxp[r]
+                for c in range(W):
+                    dr[c] = 0
             for oy in range(Ho):
-                for ox in range(Wo):
-                    br = hs[oy]
-                    bc = ws[ox]
-                    m = x[p, br, bc]
-                    for r in range(hs[oy], he[oy]):
-                        for c in range(ws[ox], we[ox]):
-                            if x[p, r, c] > m:
-                                m = x[p, r, c]
-                                br = r
-                                bc = c
-                    dx[p, br, bc] += dy[p, oy, ox]
-        else:
-            h = np.empty(W, x.dtype)
-            for oy in range(Ho):
+                r0 = hs[oy]
+                gy = dyp[oy]
+                if code == 0:
+                    row = xp[r0]
+                    fr = x.dtype.type(r0)
+                    for c in range(W):
+                        h[c] = row[c]
+                        rows[c] = fr
+                    for r in range(r0 + 1, he[oy]):
+                        row = xp[r]
+                        fr = x.dtype.type(r)
+                        for c in range(W):
+                            a = row[c]
+                            gt = a > h[c]
+                            h[c] = a if gt else h[c]
+                            rows[c] = fr if gt else rows[c]
+                    for ox in range(Wo):
+                        bc = ws[ox]
+                        m = h[bc]
+                        br = rows[bc]
+                        for c in range(bc + 1, we[ox]):
+                            hc = h[c]
+                            rc = rows[c]
+                            take = (hc > m) | ((hc == m) & (rc < br))
+                            m = hc if take else m
+                            br = rc if take else br
+                            bc = c if take else bc
+                        dxp[int(br), bc] += gy[ox]
+                    continue
                 for c in range(W):
                     h[c] = 0
                 for ox in range(Wo):
-                    g = dy[p, oy, ox]
+                    g = gy[ox]
                     c0 = ws[ox]
                     if code == 1:
+                        wo = wc[ox]
                         for c in range(c0, we[ox]):
-                            h[c] += g * wc[ox, c - c0]
+                            h[c] += g * wo[c - c0]
                     else:
                         yv = y[p, oy, ox]
                         g = g / yv if yv != 0 else g * 0
                         for c in range(c0, we[ox]):
                             h[c] += g
-                r0 = hs[oy]
                 for r in range(r0, he[oy]):
+                    dr = dxp[r]
                     if code == 1:
                         a = wr[oy, r - r0]
                         for c in range(W):
-                            dx[p, r, c] += a * h[c]
+                            dr[c] += a * h[c]
                     else:
+                        row = xp[r]
                         for c in range(W):
-                            dx[p, r, c] += x[p, r, c] * h[c]
+                            dr[c] += row[c] * h[c]
 
 
-def run_forward(x3, plan, out, forward=_forward):
-    """Apply a plan to x3 (P, H, W) -> (P, Ho, Wo) with a compiled forward core."""
+@nb.njit(parallel=True, cache=True)
+def _scatter_max(dy, idx, dx, nch):
+    """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices."""
+    P, L = dx.shape
+    M = dy.shape[1]
+    for ch in nb.prange(nch):
+        for p in range(ch * P // nch, (ch + 1) * P // nch):
+            d = dx[p]
+            for i in range(L):
+                d[i] = 0
+            g = dy[p]
+            ip = idx[p]
+            for o in range(M):
+                d[ip[o]] += g[o]
+
+
+def chunks(planes: int) -> int:
+    """Parallel chunks of feature maps: four per thread (each chunk allocates its buffers once)."""
+    return max(1, min(planes, 4 * nb.get_num_threads()))
+
+
+_NO_IDX = np.zeros((1, 1, 1), np.int64)
+
+
+def run_forward(x3, plan, out, core=None, return_indices=False):
+    """Apply a plan to x3 (P, H, W) -> y (P, Ho, Wo), and the argmax indices (P, Ho, Wo) when asked
+    (max only), with a compiled forward core (default: Numba's)."""
     y = np.empty((x3.shape[0],) + tuple(out), x3.dtype)
-    forward(x3, y, plan.hs, plan.he, plan.ws, plan.we, plan.wr, plan.wc, plan.code)
-    return y
+    idx = np.empty(y.shape, np.int64) if return_indices else _NO_IDX
+    (core or _forward)(x3, y, idx, bool(return_indices), plan.hs, plan.he, plan.ws, plan.we, plan.wr, plan.wc,
+                       plan.code, chunks(x3.shape[0]))
+    return (y, idx) if return_indices else y
 
 
-def run_backward(dy3, x3, y3, plan, backward=_backward):
+def run_backward(dy3, x3, y3, plan, core=None, indices=None, scatter=None):
+    """dx (P, H, W) of a plan from dy (P, Ho, Wo); y3 (the forward output) is read by L2 only; max
+    with the forward's ``indices`` (P, Ho, Wo) only scatters dy."""
     dx = np.empty_like(x3)
-    backward(x3, dy3 if y3 is None else y3, dy3, dx, plan.hs, plan.he, plan.ws, plan.we, plan.wr, plan.wc,
-             plan.code)
+    if indices is not None:
+        p = x3.shape[0]
+        (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1), chunks(p))
+        return dx
+    (core or _backward)(x3, dy3 if y3 is None else y3, dy3, dx, plan.hs, plan.he, plan.ws, plan.we, plan.wr,
+                        plan.wc, plan.code, chunks(x3.shape[0]))
     return dx
+
+
+@functools.lru_cache(maxsize=64)
+def maxout_plan(channels, pieces, length, dtype):
+    """Maxout as max pooling of each example's (C, L) map: output row k reads rows [k p, (k + 1) p)."""
+    k = channels // pieces
+    rows = np.arange(k, dtype=np.int64) * pieces
+    cols = np.arange(length, dtype=np.int64)
+    return PoolPlan(0, rows, rows + pieces, cols, cols + 1, np.ones((k, pieces), dtype),
+                    np.ones((length, 1), dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def global_plan(channels, length, dtype):
+    """Global average pooling of each example's (C, H*W) map: one row, all columns, weight 1/(H W)."""
+    rows = np.arange(channels, dtype=np.int64)
+    return PoolPlan(1, rows, rows + 1, np.zeros(1, np.int64), np.full(1, length, np.int64),
+                    np.ones((channels, 1), dtype), np.full((1, length), 1.0 / length, dtype))
 
 
 def _planes(a):
     return a.reshape(-1, a.shape[-2], a.shape[-1])
 
 
-def maxout_plan(pieces, length, dtype):
-    """Maxout as max pooling of (N*K, pieces, L) maps with a pieces x 1 window per column."""
-    from dlbench.kernels.reference.pool import PoolPlan
-
-    cols = np.arange(length, dtype=np.int64)
-    return PoolPlan(0, np.zeros(1, np.int64), np.full(1, pieces, np.int64), cols, cols + 1,
-                    np.ones((1, pieces), dtype), np.ones((length, 1), dtype))
+def _idx3(indices, p):
+    return None if indices is None else np.ascontiguousarray(indices).reshape(p, *indices.shape[2:])
 
 
-def global_plan(h, w, dtype):
-    """Global average pooling as one (H, W) region with weights 1/H x 1/W."""
-    from dlbench.kernels.reference.pool import PoolPlan
+@dataclass(frozen=True)
+class Cores:
+    """The compiled passes a backend supplies (None: Numba's); the drivers below are shared."""
 
-    return PoolPlan(1, np.zeros(1, np.int64), np.full(1, h, np.int64), np.zeros(1, np.int64),
-                    np.full(1, w, np.int64), np.full((1, h), 1.0 / h, dtype), np.full((1, w), 1.0 / w, dtype))
+    forward: Callable | None = None
+    backward: Callable | None = None
+    scatter: Callable | None = None
 
 
-@register_kernel("pool2d", "direct", "numba")
-def pool2d(x, kind, size, stride, pads, out, sigma):
+NUMBA = Cores()
+
+
+def pool2d(x, kind, size, stride, pads, out, sigma, return_indices=False, *, cores=NUMBA):
     """Separable windowed pooling (max / avg / l2 / gaussian), parallel over feature maps."""
     plan = region_plan(x.shape[2:], kind, size, stride, pads, out, sigma, x.dtype)
-    return run_forward(_planes(x), plan, out).reshape(x.shape[:2] + tuple(out))
+    res = run_forward(_planes(x), plan, out, cores.forward, return_indices)
+    shape = x.shape[:2] + tuple(out)
+    return (res[0].reshape(shape), res[1].reshape(shape)) if return_indices else res.reshape(shape)
 
 
-@register_kernel("pool2d_backward", "direct", "numba")
-def pool2d_backward(dy, x, y, kind, size, stride, pads, out, sigma):
-    """Gradient of windowed pooling (max: first argmax; sums: separable scatter)."""
+def pool2d_backward(dy, x, y, kind, size, stride, pads, out, sigma, indices=None, *, cores=NUMBA):
+    """Gradient of windowed pooling (max: first argmax, or the forward's indices; sums: separable scatter)."""
     plan = region_plan(x.shape[2:], kind, size, stride, pads, out, sigma, x.dtype)
     y3 = None if y is None else _planes(y)
-    return run_backward(_planes(dy), _planes(x), y3, plan).reshape(x.shape)
+    p = x.shape[0] * x.shape[1]
+    return run_backward(_planes(dy), _planes(x), y3, plan, cores.backward, _idx3(indices, p),
+                        cores.scatter).reshape(x.shape)
 
 
-@register_kernel("adaptive_pool2d", "direct", "numba")
-def adaptive_pool2d(x, kind, out):
+def adaptive_pool2d(x, kind, out, return_indices=False, *, cores=NUMBA):
     """Adaptive pooling (fig. 9.11) through the separable core."""
     plan = adaptive_plan(x.shape[2:], kind, out, x.dtype)
-    return run_forward(_planes(x), plan, out).reshape(x.shape[:2] + tuple(out))
+    res = run_forward(_planes(x), plan, out, cores.forward, return_indices)
+    shape = x.shape[:2] + tuple(out)
+    return (res[0].reshape(shape), res[1].reshape(shape)) if return_indices else res.reshape(shape)
 
 
-@register_kernel("adaptive_pool2d_backward", "direct", "numba")
-def adaptive_pool2d_backward(dy, x, y, kind, out):
+def adaptive_pool2d_backward(dy, x, y, kind, out, indices=None, *, cores=NUMBA):
     """Gradient of adaptive pooling through the separable core."""
     plan = adaptive_plan(x.shape[2:], kind, out, x.dtype)
     y3 = None if y is None else _planes(y)
-    return run_backward(_planes(dy), _planes(x), y3, plan).reshape(x.shape)
+    p = x.shape[0] * x.shape[1]
+    return run_backward(_planes(dy), _planes(x), y3, plan, cores.backward, _idx3(indices, p),
+                        cores.scatter).reshape(x.shape)
 
 
-@register_kernel("maxout", "direct", "numba")
-def maxout(x3, pieces):
-    """Maxout (fig. 9.9): max over groups of channels, as pooling of (pieces, L) maps."""
+def maxout(x3, pieces, *, cores=NUMBA):
+    """Maxout (fig. 9.9): max over groups of channels, as pooling of each example's (C, L) map."""
     n, c, length = x3.shape
-    y = run_forward(x3.reshape(-1, pieces, length), maxout_plan(pieces, length, x3.dtype), (1, length))
-    return y.reshape(n, c // pieces, length)
+    return run_forward(x3, maxout_plan(c, pieces, length, x3.dtype), (c // pieces, length), cores.forward)
 
 
-@register_kernel("maxout_backward", "direct", "numba")
-def maxout_backward(dy3, x3, pieces):
+def maxout_backward(dy3, x3, pieces, *, cores=NUMBA):
     """Gradient of maxout: dy to the first channel holding the group's maximum."""
     n, c, length = x3.shape
-    dx = run_backward(dy3.reshape(-1, 1, length), x3.reshape(-1, pieces, length), None,
-                      maxout_plan(pieces, length, x3.dtype))
-    return dx.reshape(n, c, length)
+    return run_backward(dy3, x3, None, maxout_plan(c, pieces, length, x3.dtype), cores.backward)
 
 
-@register_kernel("global_avg_pool2d", "direct", "numba")
-def global_avg_pool2d(x):
+def global_avg_pool2d(x, *, cores=NUMBA):
     """Mean of each feature map, (N, C, H, W) -> (N, C)."""
     n, c, h, w = x.shape
-    return run_forward(_planes(x), global_plan(h, w, x.dtype), (1, 1)).reshape(n, c)
+    plan = global_plan(c, h * w, x.dtype)
+    return run_forward(x.reshape(n, c, h * w), plan, (c, 1), cores.forward).reshape(n, c)
 
 
-@register_kernel("global_avg_pool2d_backward", "direct", "numba")
-def global_avg_pool2d_backward(dy, x_shape):
+def global_avg_pool2d_backward(dy, x_shape, *, cores=NUMBA):
     """dx = dy / (H W) broadcast over each feature map."""
     n, c, h, w = x_shape
-    unused_x = np.empty((n * c, h, w), dy.dtype)    # the weighted-sum backward never reads x
-    dx = run_backward(dy.reshape(-1, 1, 1), unused_x, None, global_plan(h, w, dy.dtype))
+    unused_x = np.empty((n, c, h * w), dy.dtype)    # the weighted-sum backward never reads x
+    dx = run_backward(dy.reshape(n, c, 1), unused_x, None, global_plan(c, h * w, dy.dtype), cores.backward)
     return dx.reshape(x_shape)
+
+
+def register_all(backend: str, cores: Cores) -> None:
+    """Register the pooling ops on ``backend`` with these compiled passes."""
+    for fn in (pool2d, pool2d_backward, adaptive_pool2d, adaptive_pool2d_backward, maxout, maxout_backward,
+               global_avg_pool2d, global_avg_pool2d_backward):
+        bound = functools.partial(fn, cores=cores)
+        functools.update_wrapper(bound, fn)
+        register_kernel(fn.__name__, "direct", backend, description=(fn.__doc__ or "").split("\n")[0])(bound)
+
+
+register_all("numba", NUMBA)

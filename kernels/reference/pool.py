@@ -9,6 +9,7 @@ index and weight tables) from this module.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +52,11 @@ def _axis_windows(m, k, s, lo, out, g):
     return hs.astype(np.int64), he.astype(np.int64), w
 
 
+@functools.lru_cache(maxsize=256)
 def region_plan(hw, kind, size, stride, pads, out, sigma, dtype) -> PoolPlan:
-    """The plan of windowed pooling (regions clipped to the input; padding never counted)."""
+    """The plan of windowed pooling (regions clipped to the input; padding never counted).
+
+    Cached per geometry (all arguments hashable); callers must not modify the arrays."""
     gauss = kind == "gaussian"
     axes = [_axis_windows(m, k, s, p[0], o, gaussian_weights(k, sigma) if gauss else np.ones(k))
             for m, k, s, p, o in zip(hw, size, stride, pads, out)]
@@ -66,7 +70,9 @@ def adaptive_regions(m: int, out: int):
     return (o * m) // out, -((-(o + 1) * m) // out)
 
 
+@functools.lru_cache(maxsize=256)
 def adaptive_plan(hw, kind, out, dtype) -> PoolPlan:
+    """The plan of adaptive pooling (cached; callers must not modify the arrays)."""
     axes = []
     for m, n in zip(hw, out):
         s, e = adaptive_regions(m, n)
@@ -107,8 +113,11 @@ def _window_weights(kind, size, sigma, dtype):
 
 
 @register_kernel("pool2d", "direct", "numpy")
-def pool2d(x, kind, size, stride, pads, out, sigma):
-    """Windowed pooling (9.3): max, mean over in-input positions, L2 norm, Gaussian-weighted mean."""
+def pool2d(x, kind, size, stride, pads, out, sigma, return_indices=False):
+    """Windowed pooling (9.3): max, mean over in-input positions, L2 norm, Gaussian-weighted mean.
+
+    ``return_indices`` (max): also the flat index r * W + c, in each (H, W) map, of the first
+    maximum of each window in row-major order (torch's convention)."""
     xp, valid = _padded(x, size, stride, pads, out, -np.inf if kind == "max" else 0.0)
     g = _window_weights(kind, size, sigma, x.dtype)
     acc = np.full(x.shape[:2] + tuple(out), -np.inf if kind == "max" else 0.0, x.dtype)
@@ -124,14 +133,34 @@ def pool2d(x, kind, size, stride, pads, out, sigma):
             norm += g[j, i] * valid[rs, cs]
     if kind == "l2":
         return np.sqrt(acc)
-    if kind == "max":
+    if kind != "max":
+        return acc / norm
+    if not return_indices:
         return acc
-    return acc / norm
+    (pt, _), (pl, _) = pads
+    idx = np.full(acc.shape, -1, np.int64)
+    oy, ox = np.meshgrid(np.arange(out[0]), np.arange(out[1]), indexing="ij")
+    for j, i, rs, cs in _offsets(size, stride, out):       # row-major window order: first hit wins
+        hit = (xp[:, :, rs, cs] == acc) & (idx < 0)
+        flat = (oy * stride[0] - pt + j) * x.shape[3] + (ox * stride[1] - pl + i)
+        idx = np.where(hit, flat, idx)
+    return acc, idx
+
+
+def scatter_max(dy, indices, x_shape):
+    """dx with dy added at the flat (H*W) positions ``indices`` of each map (max pooling's backward)."""
+    n, c, h, w = x_shape
+    dx = np.zeros((n * c, h * w), dy.dtype)
+    np.add.at(dx, (np.arange(n * c)[:, None], indices.reshape(n * c, -1)), dy.reshape(n * c, -1))
+    return dx.reshape(x_shape)
 
 
 @register_kernel("pool2d_backward", "direct", "numpy")
-def pool2d_backward(dy, x, y, kind, size, stride, pads, out, sigma):
-    """Gradient of ``pool2d``: max routes dy to the first (row-major) maximum of each window."""
+def pool2d_backward(dy, x, y, kind, size, stride, pads, out, sigma, indices=None):
+    """Gradient of ``pool2d``: max routes dy to the first (row-major) maximum of each window, or to
+    the forward's ``indices`` when given."""
+    if indices is not None:
+        return scatter_max(dy, indices, x.shape)
     n, c, h, w = x.shape
     (pt, _), (pl, _) = pads
     xp, valid = _padded(x, size, stride, pads, out, -np.inf if kind == "max" else 0.0)
@@ -168,23 +197,32 @@ def _regions(x_hw, out):
 
 
 @register_kernel("adaptive_pool2d", "direct", "numpy")
-def adaptive_pool2d(x, kind, out):
-    """Adaptive pooling (fig. 9.11): a fixed grid of regions whose size scales with the input."""
+def adaptive_pool2d(x, kind, out, return_indices=False):
+    """Adaptive pooling (fig. 9.11): a fixed grid of regions whose size scales with the input;
+    ``return_indices`` (max): the flat (H*W) index of each region's first maximum."""
     y = np.empty(x.shape[:2] + tuple(out), x.dtype)
+    idx = np.empty(y.shape, np.int64) if return_indices else None
     for a, b, rs, cs in _regions(x.shape[2:], out):
         region = x[:, :, rs, cs]
         if kind == "max":
-            y[:, :, a, b] = region.max(axis=(2, 3))
+            flat = region.reshape(region.shape[0], region.shape[1], -1)
+            k = flat.argmax(axis=2)
+            y[:, :, a, b] = np.take_along_axis(flat, k[:, :, None], axis=2)[:, :, 0]
+            if return_indices:
+                r, c = rs.start + k // region.shape[3], cs.start + k % region.shape[3]
+                idx[:, :, a, b] = r * x.shape[3] + c
         elif kind == "avg":
             y[:, :, a, b] = region.mean(axis=(2, 3))
         else:
             y[:, :, a, b] = np.sqrt((region * region).sum(axis=(2, 3)))
-    return y
+    return (y, idx) if return_indices else y
 
 
 @register_kernel("adaptive_pool2d_backward", "direct", "numpy")
-def adaptive_pool2d_backward(dy, x, y, kind, out):
+def adaptive_pool2d_backward(dy, x, y, kind, out, indices=None):
     """Gradient of ``adaptive_pool2d`` (regions may overlap: contributions add up)."""
+    if indices is not None:
+        return scatter_max(dy, indices, x.shape)
     n, c = x.shape[:2]
     dx = np.zeros_like(x)
     for a, b, rs, cs in _regions(x.shape[2:], out):
