@@ -151,166 +151,328 @@ def col2im(real[:, ::1] cols, real[:, :, :, :, ::1] dx, Py_ssize_t n0, Py_ssize_
                                     dst[q * sw + off] += src[q]
 
 
-def direct_fwd(real[:, :, :, :, ::1] xp, real[:, :, :, :, ::1] w, real[:, :, :, :, ::1] y,
-               Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
-               Py_ssize_t groups):
-    """y[n,k,o,p,:] = sum_{c,t,r,s} w[k,c,t,r,s] xp[n,g*Cg+c, o*sd+t*dd, p*sh+r*dh, s*dw + q*sw] (eq. 9.8).
-
-    Jobs: (image, group, block of KB output channels, output row); the KB accumulator rows stay
-    in L1 while the innermost loop runs along the row (contiguous at stride 1: vectorized).
-    """
-    cdef Py_ssize_t n_ = y.shape[0], k_ = y.shape[1], o_ = y.shape[2], p_ = y.shape[3], q_ = y.shape[4]
-    cdef Py_ssize_t cg = w.shape[1], kt = w.shape[2], kr = w.shape[3], ks = w.shape[4]
-    cdef Py_ssize_t kg = k_ // groups
-    cdef Py_ssize_t nkb = (kg + KB - 1) // KB
-    cdef Py_ssize_t job, p, o, kb, g, n, rest, k0, kn, kk, k, c, ci, t, r, s, q, off
-    cdef real w0, w1, w2, w3, xv, wv
-    cdef real* y0
-    cdef real* y1
-    cdef real* y2
-    cdef real* y3
-    cdef real* xr
+def phase_split(real[:, :, :, :, ::1] x, real[:, :, :, ::1] xs, Py_ssize_t pd, Py_ssize_t ph, Py_ssize_t pw,
+                Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dq, Py_ssize_t hq, Py_ssize_t wq):
+    """xs[n, c, (a,b,e), (i*hq + j)*wq + l] = xpad[n, c, i*sd + a, j*sh + b, l*sw + e] (zeros outside,
+    zeros after the block): the padded input cut into its stride phases (see conv_drivers)."""
+    cdef Py_ssize_t c_ = x.shape[1], d_ = x.shape[2], h_ = x.shape[3], w_ = x.shape[4]
+    cdef Py_ssize_t plane = xs.shape[3]
+    cdef Py_ssize_t job, n, c, a, b, e, l_lo, l_hi, i, z, jh, h, l, start
+    cdef real* pl
+    cdef real* dst
+    cdef real* src
     with nogil:
-        for job in prange(n_ * groups * nkb * o_ * p_, schedule="dynamic"):
-            p = job % p_
-            rest = job // p_
+        for job in prange(x.shape[0] * c_, schedule="dynamic"):
+            n = job // c_
+            c = job % c_
+            for a in range(sd):
+                for b in range(sh):
+                    for e in range(sw):
+                        pl = &xs[n, c, (a * sh + b) * sw + e, 0]
+                        l_lo = _imin(_imax(0, (pw - e + sw - 1) // sw), wq)
+                        l_hi = _imax(_imin(wq, (w_ - 1 + pw - e) // sw + 1), l_lo)
+                        start = l_lo * sw + e - pw
+                        for i in range(dq):
+                            z = i * sd + a - pd
+                            for jh in range(hq):
+                                h = jh * sh + b - ph
+                                dst = pl + (i * hq + jh) * wq
+                                if z < 0 or z >= d_ or h < 0 or h >= h_:
+                                    for l in range(wq):
+                                        dst[l] = 0
+                                else:
+                                    src = &x[n, c, z, h, 0]
+                                    for l in range(l_lo):
+                                        dst[l] = 0
+                                    if sw == 1:
+                                        for l in range(l_lo, l_hi):
+                                            dst[l] = src[start + l - l_lo]
+                                    else:
+                                        for l in range(l_lo, l_hi):
+                                            dst[l] = src[start + (l - l_lo) * sw]
+                                    for l in range(l_hi, wq):
+                                        dst[l] = 0
+                        for l in range(dq * hq * wq, plane):
+                            pl[l] = 0
+
+
+def phase_merge(real[:, :, :, ::1] xs, real[:, :, :, :, ::1] x, Py_ssize_t pd, Py_ssize_t ph, Py_ssize_t pw,
+                Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dq, Py_ssize_t hq, Py_ssize_t wq):
+    """The inverse of phase_split (cropping the padding): x[n,c,z,h,w] = xs[..phase.., ..position..]."""
+    cdef Py_ssize_t c_ = x.shape[1], d_ = x.shape[2], h_ = x.shape[3], w_ = x.shape[4]
+    cdef Py_ssize_t job, n, c, z, za, h, ha, e, row, l_lo, l, wv
+    cdef real* dst
+    cdef real* pl
+    with nogil:
+        for job in prange(x.shape[0] * c_, schedule="dynamic"):
+            n = job // c_
+            c = job % c_
+            for z in range(d_):
+                za = z + pd
+                for h in range(h_):
+                    ha = h + ph
+                    dst = &x[n, c, z, h, 0]
+                    for e in range(sw):
+                        pl = &xs[n, c, ((za % sd) * sh + ha % sh) * sw + e, 0]
+                        row = ((za // sd) * hq + ha // sh) * wq
+                        l_lo = _imax(0, (pw - e + sw - 1) // sw)
+                        for l in range(l_lo, wq):
+                            wv = l * sw + e - pw
+                            if wv >= w_:
+                                break
+                            dst[wv] = pl[row + l]
+
+
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #if defined(__AVX2__) && defined(__FMA__)
+    #include <immintrin.h>
+    #define DLB_CONV_AVX2 1
+    #else
+    #define DLB_CONV_AVX2 0
+    #endif
+
+    /* Register blocks of the direct convolution (eq. 9.8 on phase planes): out[k][j] for 4 output
+       channels x 16 floats / 8 doubles (or 1 channel x 64 floats / 32 doubles) summed over every
+       (input channel, tap); AVX2+FMA intrinsics when the build targets them (the accumulators stay
+       in 8 ymm registers; plain C let GCC spill them), portable C otherwise. */
+    #define DLB_BLOCK_GENERIC(T, NAME, KB, QB)                                                    \
+    static void NAME(const T* xc, ptrdiff_t cstride, ptrdiff_t pstride, const T* wb, ptrdiff_t cg, \
+                     ptrdiff_t taps, const ptrdiff_t* tph, const ptrdiff_t* tsh, ptrdiff_t base,    \
+                     T* out, ptrdiff_t kstride, ptrdiff_t kn, ptrdiff_t qn) {                       \
+        T acc[KB * QB];                                                                            \
+        for (ptrdiff_t i = 0; i < KB * QB; i++) acc[i] = 0;                                        \
+        for (ptrdiff_t c = 0; c < cg; c++)                                                         \
+            for (ptrdiff_t t = 0; t < taps; t++) {                                                 \
+                const T* xp = xc + c * cstride + tph[t] * pstride + base + tsh[t];                 \
+                const T* wv = wb + (c * taps + t) * 4;                                             \
+                for (ptrdiff_t k = 0; k < KB; k++)                                                 \
+                    for (ptrdiff_t j = 0; j < QB; j++) acc[k * QB + j] += wv[k] * xp[j];           \
+            }                                                                                      \
+        for (ptrdiff_t k = 0; k < kn; k++)                                                         \
+            for (ptrdiff_t j = 0; j < qn; j++) out[k * kstride + j] = acc[k * QB + j];             \
+    }
+
+    #if DLB_CONV_AVX2
+    #define DLB_BLOCK4_AVX(T, NAME, V, LOAD, SET0, BCAST, FMA, STORE, W)                          \
+    static void NAME(const T* xc, ptrdiff_t cstride, ptrdiff_t pstride, const T* wb, ptrdiff_t cg, \
+                     ptrdiff_t taps, const ptrdiff_t* tph, const ptrdiff_t* tsh, ptrdiff_t base,    \
+                     T* out, ptrdiff_t kstride, ptrdiff_t kn, ptrdiff_t qn) {                       \
+        V a00 = SET0(), a01 = SET0(), a10 = SET0(), a11 = SET0();                                  \
+        V a20 = SET0(), a21 = SET0(), a30 = SET0(), a31 = SET0();                                  \
+        for (ptrdiff_t c = 0; c < cg; c++) {                                                       \
+            const T* xcc = xc + c * cstride + base;                                                \
+            const T* wc = wb + c * taps * 4;                                                       \
+            for (ptrdiff_t t = 0; t < taps; t++) {                                                 \
+                const T* xp = xcc + tph[t] * pstride + tsh[t];                                     \
+                const T* wv = wc + t * 4;                                                          \
+                V x0 = LOAD(xp), x1 = LOAD(xp + W);                                                \
+                V w0 = BCAST(wv), w1 = BCAST(wv + 1), w2 = BCAST(wv + 2), w3 = BCAST(wv + 3);      \
+                a00 = FMA(w0, x0, a00); a01 = FMA(w0, x1, a01);                                    \
+                a10 = FMA(w1, x0, a10); a11 = FMA(w1, x1, a11);                                    \
+                a20 = FMA(w2, x0, a20); a21 = FMA(w2, x1, a21);                                    \
+                a30 = FMA(w3, x0, a30); a31 = FMA(w3, x1, a31);                                    \
+            }                                                                                      \
+        }                                                                                          \
+        T acc[8 * W];                                                                              \
+        STORE(acc, a00); STORE(acc + W, a01); STORE(acc + 2 * W, a10); STORE(acc + 3 * W, a11);    \
+        STORE(acc + 4 * W, a20); STORE(acc + 5 * W, a21); STORE(acc + 6 * W, a30);                 \
+        STORE(acc + 7 * W, a31);                                                                   \
+        for (ptrdiff_t k = 0; k < kn; k++)                                                         \
+            for (ptrdiff_t j = 0; j < qn; j++) out[k * kstride + j] = acc[k * 2 * W + j];          \
+    }
+    #define DLB_BLOCK1_AVX(T, NAME, V, LOAD, SET0, BCAST, FMA, STORE, W)                          \
+    static void NAME(const T* xc, ptrdiff_t cstride, ptrdiff_t pstride, const T* wb, ptrdiff_t cg, \
+                     ptrdiff_t taps, const ptrdiff_t* tph, const ptrdiff_t* tsh, ptrdiff_t base,    \
+                     T* out, ptrdiff_t kstride, ptrdiff_t kn, ptrdiff_t qn) {                       \
+        V a0 = SET0(), a1 = SET0(), a2 = SET0(), a3 = SET0();                                      \
+        V a4 = SET0(), a5 = SET0(), a6 = SET0(), a7 = SET0();                                      \
+        (void)kstride; (void)kn;                                                                   \
+        for (ptrdiff_t c = 0; c < cg; c++) {                                                       \
+            const T* xcc = xc + c * cstride + base;                                                \
+            const T* wc = wb + c * taps * 4;                                                       \
+            for (ptrdiff_t t = 0; t < taps; t++) {                                                 \
+                const T* xp = xcc + tph[t] * pstride + tsh[t];                                     \
+                V w0 = BCAST(wc + t * 4);                                                          \
+                a0 = FMA(w0, LOAD(xp), a0); a1 = FMA(w0, LOAD(xp + W), a1);                        \
+                a2 = FMA(w0, LOAD(xp + 2 * W), a2); a3 = FMA(w0, LOAD(xp + 3 * W), a3);            \
+                a4 = FMA(w0, LOAD(xp + 4 * W), a4); a5 = FMA(w0, LOAD(xp + 5 * W), a5);            \
+                a6 = FMA(w0, LOAD(xp + 6 * W), a6); a7 = FMA(w0, LOAD(xp + 7 * W), a7);            \
+            }                                                                                      \
+        }                                                                                          \
+        T acc[8 * W];                                                                              \
+        STORE(acc, a0); STORE(acc + W, a1); STORE(acc + 2 * W, a2); STORE(acc + 3 * W, a3);        \
+        STORE(acc + 4 * W, a4); STORE(acc + 5 * W, a5); STORE(acc + 6 * W, a6);                    \
+        STORE(acc + 7 * W, a7);                                                                    \
+        for (ptrdiff_t j = 0; j < qn; j++) out[j] = acc[j];                                        \
+    }
+    DLB_BLOCK4_AVX(float, dlb_conv_block4_f, __m256, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_broadcast_ss,
+                   _mm256_fmadd_ps, _mm256_storeu_ps, 8)
+    DLB_BLOCK4_AVX(double, dlb_conv_block4_d, __m256d, _mm256_loadu_pd, _mm256_setzero_pd, _mm256_broadcast_sd,
+                   _mm256_fmadd_pd, _mm256_storeu_pd, 4)
+    DLB_BLOCK1_AVX(float, dlb_conv_block1_f, __m256, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_broadcast_ss,
+                   _mm256_fmadd_ps, _mm256_storeu_ps, 8)
+    DLB_BLOCK1_AVX(double, dlb_conv_block1_d, __m256d, _mm256_loadu_pd, _mm256_setzero_pd, _mm256_broadcast_sd,
+                   _mm256_fmadd_pd, _mm256_storeu_pd, 4)
+    #else
+    DLB_BLOCK_GENERIC(float, dlb_conv_block4_f, 4, 16)
+    DLB_BLOCK_GENERIC(double, dlb_conv_block4_d, 4, 8)
+    DLB_BLOCK_GENERIC(float, dlb_conv_block1_f, 1, 64)
+    DLB_BLOCK_GENERIC(double, dlb_conv_block1_d, 1, 32)
+    #endif
+    """
+    void dlb_conv_block4_f(const float* xc, Py_ssize_t cstride, Py_ssize_t pstride, const float* wb,
+                           Py_ssize_t cg, Py_ssize_t taps, const Py_ssize_t* tph, const Py_ssize_t* tsh,
+                           Py_ssize_t base, float* out, Py_ssize_t kstride, Py_ssize_t kn, Py_ssize_t qn) nogil
+    void dlb_conv_block4_d(const double* xc, Py_ssize_t cstride, Py_ssize_t pstride, const double* wb,
+                           Py_ssize_t cg, Py_ssize_t taps, const Py_ssize_t* tph, const Py_ssize_t* tsh,
+                           Py_ssize_t base, double* out, Py_ssize_t kstride, Py_ssize_t kn, Py_ssize_t qn) nogil
+    void dlb_conv_block1_f(const float* xc, Py_ssize_t cstride, Py_ssize_t pstride, const float* wb,
+                           Py_ssize_t cg, Py_ssize_t taps, const Py_ssize_t* tph, const Py_ssize_t* tsh,
+                           Py_ssize_t base, float* out, Py_ssize_t kstride, Py_ssize_t kn, Py_ssize_t qn) nogil
+    void dlb_conv_block1_d(const double* xc, Py_ssize_t cstride, Py_ssize_t pstride, const double* wb,
+                           Py_ssize_t cg, Py_ssize_t taps, const Py_ssize_t* tph, const Py_ssize_t* tsh,
+                           Py_ssize_t base, double* out, Py_ssize_t kstride, Py_ssize_t kn, Py_ssize_t qn) nogil
+    int DLB_CONV_AVX2
+
+
+def simd_kernels():
+    """True when the direct kernels' register blocks use AVX2+FMA intrinsics (else portable C)."""
+    return bool(DLB_CONV_AVX2)
+
+
+cdef inline void _fwd_block(int one, const real* xc, Py_ssize_t cstride, Py_ssize_t pstride, const real* wb,
+                            Py_ssize_t cg, Py_ssize_t taps, const Py_ssize_t* tph, const Py_ssize_t* tsh,
+                            Py_ssize_t base, real* out, Py_ssize_t kstride, Py_ssize_t kn,
+                            Py_ssize_t qn) noexcept nogil:
+    if real is float:
+        if one:
+            dlb_conv_block1_f(xc, cstride, pstride, wb, cg, taps, tph, tsh, base, out, kstride, kn, qn)
+        else:
+            dlb_conv_block4_f(xc, cstride, pstride, wb, cg, taps, tph, tsh, base, out, kstride, kn, qn)
+    else:
+        if one:
+            dlb_conv_block1_d(xc, cstride, pstride, wb, cg, taps, tph, tsh, base, out, kstride, kn, qn)
+        else:
+            dlb_conv_block4_d(xc, cstride, pstride, wb, cg, taps, tph, tsh, base, out, kstride, kn, qn)
+
+
+def direct_fwd(real[:, :, :, ::1] xs, real[:, :, :, :, ::1] wpk, real[:, :, :, ::1] yw, Py_ssize_t[::1] tph,
+               Py_ssize_t[::1] tsh, Py_ssize_t ostride, Py_ssize_t kg):
+    """yw[n, k, o, j] = sum_{c, tap} w[k, c, tap] xs[n, c, phase(tap), o*ostride + shift(tap) + j] (eq. 9.8).
+
+    Register-blocked: 4 output channels x 16 (float32) or 8 (float64) wide positions (or, when
+    K/groups = 1, one channel x 64 / 32 positions) accumulate in registers over every (input
+    channel, tap): each x vector loaded feeds 4 FMAs and no partial sum goes back to memory.
+    Jobs: (image, group, output depth, chunk of wide positions); every block of output channels
+    runs on the chunk in turn, so the chunk's input (all channels, with its halo rows) is read
+    from L2 once per block instead of from memory.
+    """
+    cdef Py_ssize_t n_ = yw.shape[0], o_ = yw.shape[2], pw_ = yw.shape[3]
+    cdef Py_ssize_t groups = wpk.shape[0], nkb = wpk.shape[1], cg = wpk.shape[2], taps = wpk.shape[3]
+    cdef Py_ssize_t cstride = xs.shape[2] * xs.shape[3], pstride = xs.shape[3]
+    cdef int one = kg == 1
+    cdef Py_ssize_t qb = (64 if real is float else 32) if one else (16 if real is float else 8)
+    cdef Py_ssize_t chunk = _imax(64, _imin(512, (16384 // _imax(cg, 1)) // 64 * 64))
+    cdef Py_ssize_t nch = (pw_ + chunk - 1) // chunk
+    cdef Py_ssize_t job, ch, rest, o, kb, g, n, k0, kn, jlo, jhi, jb
+    with nogil:
+        for job in prange(n_ * groups * o_ * nch, schedule="dynamic"):
+            ch = job % nch
+            rest = job // nch
             o = rest % o_
             rest = rest // o_
-            kb = rest % nkb
-            rest = rest // nkb
             g = rest % groups
             n = rest // groups
-            k0 = g * kg + kb * KB
-            kn = _imin(KB, g * kg + kg - k0)
-            if kn == KB:
-                y0 = &y[n, k0, o, p, 0]
-                y1 = &y[n, k0 + 1, o, p, 0]
-                y2 = &y[n, k0 + 2, o, p, 0]
-                y3 = &y[n, k0 + 3, o, p, 0]
-                for q in range(q_):
-                    y0[q] = 0
-                    y1[q] = 0
-                    y2[q] = 0
-                    y3[q] = 0
-                for c in range(cg):
-                    ci = g * cg + c
-                    for t in range(kt):
-                        for r in range(kr):
-                            xr = &xp[n, ci, o * sd + t * dd, p * sh + r * dh, 0]
-                            for s in range(ks):
-                                w0 = w[k0, c, t, r, s]
-                                w1 = w[k0 + 1, c, t, r, s]
-                                w2 = w[k0 + 2, c, t, r, s]
-                                w3 = w[k0 + 3, c, t, r, s]
-                                off = s * dw
-                                if sw == 1:
-                                    for q in range(q_):
-                                        xv = xr[off + q]
-                                        y0[q] += w0 * xv
-                                        y1[q] += w1 * xv
-                                        y2[q] += w2 * xv
-                                        y3[q] += w3 * xv
-                                else:
-                                    for q in range(q_):
-                                        xv = xr[off + q * sw]
-                                        y0[q] += w0 * xv
-                                        y1[q] += w1 * xv
-                                        y2[q] += w2 * xv
-                                        y3[q] += w3 * xv
-            else:
-                for kk in range(kn):
-                    k = k0 + kk
-                    y0 = &y[n, k, o, p, 0]
-                    for q in range(q_):
-                        y0[q] = 0
-                    for c in range(cg):
-                        ci = g * cg + c
-                        for t in range(kt):
-                            for r in range(kr):
-                                xr = &xp[n, ci, o * sd + t * dd, p * sh + r * dh, 0]
-                                for s in range(ks):
-                                    wv = w[k, c, t, r, s]
-                                    off = s * dw
-                                    for q in range(q_):
-                                        y0[q] += wv * xr[off + q * sw]
+            jlo = ch * chunk
+            jhi = _imin(pw_, jlo + chunk)
+            for kb in range(nkb):
+                k0 = g * kg + kb * KB
+                kn = _imin(KB, kg - kb * KB)
+                jb = jlo
+                while jb < jhi:
+                    _fwd_block(one, &xs[n, g * cg, 0, 0], cstride, pstride, &wpk[g, kb, 0, 0, 0], cg, taps,
+                               &tph[0], &tsh[0], o * ostride + jb, &yw[n, k0, o, jb], o_ * pw_, kn,
+                               _imin(qb, jhi - jb))
+                    jb = jb + qb
 
 
-def direct_bwd_data(real[:, :, :, :, ::1] dy, real[:, :, :, :, ::1] w, real[:, :, :, :, ::1] dxp,
-                    Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
-                    Py_ssize_t groups):
-    """dxp[n,c, o*sd+t*dd, p*sh+r*dh, q*sw+s*dw] += w[k,c,t,r,s] dy[n,k,o,p,q] (eq. 9.13; dxp zeroed).
+def direct_bwd_data(real[:, :, :, ::1] dyw, real[:, :, ::1] w3, real[:, :, :, ::1] dxs, Py_ssize_t[::1] tph,
+                    Py_ssize_t[::1] tsh, Py_ssize_t ostride, Py_ssize_t groups):
+    """dxs[n, c, phase(tap), o*ostride + shift(tap) + j] += w[k, c, tap] dyw[n, k, o, j] (eq. 9.13).
 
-    Jobs: (image, input channel); each owns its slice of dxp, so no races.
+    The adjoint of direct_fwd; dyw is dy on the wide grid with zeros in the extra columns; dxs
+    (zeroed here) collects the phase planes of the padded input gradient. Jobs: (image, channel).
     """
-    cdef Py_ssize_t n_ = dy.shape[0], k_ = dy.shape[1], o_ = dy.shape[2], p_ = dy.shape[3], q_ = dy.shape[4]
-    cdef Py_ssize_t c_ = dxp.shape[1]
-    cdef Py_ssize_t cg = w.shape[1], kt = w.shape[2], kr = w.shape[3], ks = w.shape[4]
-    cdef Py_ssize_t kg = k_ // groups
-    cdef Py_ssize_t job, n, ci, g, c, kk, k, o, t, p, r, s, q, off
+    cdef Py_ssize_t k_ = dyw.shape[1], o_ = dyw.shape[2], pw_ = dyw.shape[3]
+    cdef Py_ssize_t c_ = dxs.shape[1], nph = dxs.shape[2], plane = dxs.shape[3]
+    cdef Py_ssize_t cg = w3.shape[1], taps = w3.shape[2], kg = k_ // groups
+    cdef Py_ssize_t job, n, ci, g, c, j, kk, k, tap, o
     cdef real wv
     cdef real* dst
-    cdef real* dyr
+    cdef real* src
     with nogil:
-        for job in prange(n_ * c_, schedule="dynamic"):
+        for job in prange(dxs.shape[0] * c_, schedule="dynamic"):
             n = job // c_
             ci = job % c_
             g = ci // cg
             c = ci % cg
+            dst = &dxs[n, ci, 0, 0]
+            for j in range(nph * plane):
+                dst[j] = 0
             for kk in range(kg):
                 k = g * kg + kk
-                for o in range(o_):
-                    for t in range(kt):
-                        for p in range(p_):
-                            dyr = &dy[n, k, o, p, 0]
-                            for r in range(kr):
-                                dst = &dxp[n, ci, o * sd + t * dd, p * sh + r * dh, 0]
-                                for s in range(ks):
-                                    wv = w[k, c, t, r, s]
-                                    off = s * dw
-                                    for q in range(q_):
-                                        dst[off + q * sw] += wv * dyr[q]
+                for tap in range(taps):
+                    wv = w3[k, c, tap]
+                    for o in range(o_):
+                        dst = &dxs[n, ci, tph[tap], o * ostride + tsh[tap]]
+                        src = &dyw[n, k, o, 0]
+                        for j in range(pw_):
+                            dst[j] += wv * src[j]
 
 
-def direct_bwd_weight(real[:, :, :, :, ::1] xp, real[:, :, :, :, ::1] dy, real[:, :, :, :, ::1] dwt,
-                      Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dd, Py_ssize_t dh, Py_ssize_t dw,
-                      Py_ssize_t groups):
-    """dwt[k,c,t,r,s] = sum_{n,o,p,q} dy[n,k,o,p,q] xp[n,g*Cg+c, o*sd+t*dd, p*sh+r*dh, q*sw+s*dw] (eq. 9.11).
+cdef real _dot(const real* a, const real* b, Py_ssize_t m) noexcept nogil:
+    """sum a[i] b[i] with 16 independent partial sums (vectorizes without reassociating flags)."""
+    cdef real acc[16]
+    cdef Py_ssize_t i, l, mm = m - m % 16
+    cdef real tot = 0
+    for l in range(16):
+        acc[l] = 0
+    i = 0
+    while i < mm:
+        for l in range(16):
+            acc[l] += a[i + l] * b[i + l]
+        i = i + 16
+    for i in range(mm, m):
+        tot += a[i] * b[i]
+    for l in range(16):
+        tot += acc[l]
+    return tot
 
-    Jobs: (output channel, input channel) pairs, each a set of dot products along output rows.
+
+def direct_bwd_weight(real[:, :, :, ::1] xs, real[:, :, :, ::1] dyw, real[:, :, ::1] dw3, Py_ssize_t[::1] tph,
+                      Py_ssize_t[::1] tsh, Py_ssize_t ostride, Py_ssize_t groups):
+    """dw3[k, c, tap] = sum_{n, o, j} dyw[n, k, o, j] xs[n, c', phase(tap), o*ostride + shift(tap) + j] (eq. 9.11).
+
+    Jobs: (output channel, input channel); long unit-stride dot products (zeros in dyw's extra
+    wide columns keep the garbage columns out of the sum).
     """
-    cdef Py_ssize_t n_ = dy.shape[0], k_ = dy.shape[1], o_ = dy.shape[2], p_ = dy.shape[3], q_ = dy.shape[4]
-    cdef Py_ssize_t cg = dwt.shape[1], kt = dwt.shape[2], kr = dwt.shape[3], ks = dwt.shape[4]
-    cdef Py_ssize_t kg = k_ // groups
-    cdef Py_ssize_t job, k, c, ci, n, o, p, t, r, s, q, off
-    cdef real a
-    cdef real* dyr
-    cdef real* xr
+    cdef Py_ssize_t n_ = dyw.shape[0], k_ = dyw.shape[1], o_ = dyw.shape[2], pw_ = dyw.shape[3]
+    cdef Py_ssize_t cg = dw3.shape[1], taps = dw3.shape[2], kg = k_ // groups
+    cdef Py_ssize_t job, k, c, ci, tap, n, o
+    cdef double acc
     with nogil:
-        for job in prange(k_ * cg, schedule="dynamic"):
+        for job in prange(dw3.shape[0] * cg, schedule="dynamic"):
             k = job // cg
             c = job % cg
             ci = (k // kg) * cg + c
-            for t in range(kt):
-                for r in range(kr):
-                    for s in range(ks):
-                        dwt[k, c, t, r, s] = 0
-            for n in range(n_):
-                for o in range(o_):
-                    for p in range(p_):
-                        dyr = &dy[n, k, o, p, 0]
-                        for t in range(kt):
-                            for r in range(kr):
-                                xr = &xp[n, ci, o * sd + t * dd, p * sh + r * dh, 0]
-                                for s in range(ks):
-                                    off = s * dw
-                                    a = 0
-                                    if sw == 1:
-                                        for q in range(q_):
-                                            a = a + dyr[q] * xr[off + q]
-                                    else:
-                                        for q in range(q_):
-                                            a = a + dyr[q] * xr[off + q * sw]
-                                    dwt[k, c, t, r, s] += a
+            for tap in range(taps):
+                acc = 0
+                for n in range(n_):
+                    for o in range(o_):
+                        acc = acc + _dot(&dyw[n, k, o, 0], &xs[n, ci, tph[tap], o * ostride + tsh[tap]], pw_)
+                dw3[k, c, tap] = <real>acc
 
 
 def nhwc_pad(real[:, :, :, ::1] x, real[:, :, :, ::1] xt, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t c0):

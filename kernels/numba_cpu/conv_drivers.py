@@ -95,33 +95,110 @@ def _chunk(n, per_image, itemsize, budget=CHUNK_BYTES):
 
 
 # ------------------------------------------------------------------ direct
+KB = 4            # output channels per weight block of the direct kernels (packed contiguously)
+SLACK = 64        # zero elements after each phase plane: register blocks may read past a row end
+
+
+def phase_geometry(in_size, pads, stride):
+    """Phase-split layout of the padded input: for stride (sd, sh, sw) the padded volume is cut
+    into sd*sh*sw phase planes, plane (a, b, e) holding xpad[a::sd, b::sh, e::sw] as a
+    (Dq, Hq, Wq) block flattened, plus Wq + SLACK zeros. Returns (Dq, Hq, Wq, L)."""
+    dq, hq, wq = (-(-(m + lo + hi) // s) for m, (lo, hi), s in zip(in_size, pads, stride))
+    return dq, hq, wq, dq * hq * wq + wq + SLACK
+
+
+def tap_table(kernel, stride, dilation, hq, wq):
+    """Per kernel tap (t, r, s): its phase plane and its offset in the flattened plane.
+
+    A strided, dilated tap reads xpad[o*sd + t*dd, p*sh + r*dh, q*sw + s*dw] = plane
+    ((t*dd)%sd, (r*dh)%sh, (s*dw)%sw) at (o + t*dd//sd, p + r*dh//sh, q + s*dw//sw): at a
+    fixed tap the output row p, column q is a unit-stride walk through one plane (eq. 9.8).
+    """
+    (kt, kr, ks), (sd, sh, sw), (dd, dh, dw) = kernel, stride, dilation
+    ph, sh_ = [], []
+    for t in range(kt):
+        for r in range(kr):
+            for s in range(ks):
+                ph.append((((t * dd) % sd) * sh + (r * dh) % sh) * sw + (s * dw) % sw)
+                sh_.append((((t * dd) // sd) * hq + (r * dh) // sh) * wq + (s * dw) // sw)
+    return np.array(ph, dtype=np.int64), np.array(sh_, dtype=np.int64)
+
+
+def pack_weights(w5, groups, kb=KB):
+    """(K, Cg, T, R, S) -> (groups, ceil(Kg/kb), Cg, taps, kb), zero-padded: the kb weights of
+    one input channel and tap sit together for the register-blocked kernels."""
+    k, cg = w5.shape[:2]
+    kg = k // groups
+    nkb = -(-kg // kb)
+    taps = int(np.prod(w5.shape[2:]))
+    wp = np.zeros((groups, nkb * kb, cg, taps), dtype=w5.dtype)
+    wp[:, :kg] = w5.reshape(groups, kg, cg, taps)
+    return np.ascontiguousarray(wp.reshape(groups, nkb, kb, cg, taps).transpose(0, 1, 3, 4, 2))
+
+
 def direct_forward(P, x, w, stride, padding, dilation, groups):
-    out = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    """Phase-split the padded input, then for every (image, block of output channels, output
+    depth, chunk of the wide output) accumulate sum over (c, tap) of w * plane[shift + j]
+    (eq. 9.8): unit-stride inner loops at any stride and dilation. The output is computed on
+    the wide grid (P rows of Wq) and the Wq - Q extra columns are cut."""
+    nd = x.ndim - 2
+    n, k = x.shape[0], w.shape[0]
     x5, w5 = as5(x), as5(w)
-    xp = padded(P, x5, p3(padding))
-    y = np.empty((x.shape[0], w.shape[0]) + out, dtype=x.dtype)
-    P.direct_fwd(xp, w5, as5(y), *t3(stride, 1), *t3(dilation, 1), groups)
-    return y
+    ks, st, dl, pads = w5.shape[2:], t3(stride, 1), t3(dilation, 1), p3(padding)
+    out = output_size(x5.shape[2:], ks, st, pads, dl)
+    dq, hq, wq, plane = phase_geometry(x5.shape[2:], pads, st)
+    nph = st[0] * st[1] * st[2]
+    xs = np.empty((n, x.shape[1], nph, plane), dtype=x.dtype)
+    P.phase_split(x5, xs, pads[0][0], pads[1][0], pads[2][0], *st, dq, hq, wq)
+    tph, tsh = tap_table(ks, st, dl, hq, wq)
+    yw = np.empty((n, k, out[0], out[1] * wq), dtype=x.dtype)
+    P.direct_fwd(xs, pack_weights(w5, groups), yw, tph, tsh, hq * wq, k // groups)
+    y = yw.reshape(n, k, out[0], out[1], wq)[..., :out[2]]
+    return np.ascontiguousarray(y).reshape((n, k) + tuple(out[3 - nd:]))
 
 
 def direct_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
+    """Stride 1: the direct forward of the transposed problem. Stride > 1: dy on the wide grid
+    (zeros in the extra columns) scattered into the phase planes of dx, sum_k w * dy (eq. 9.13),
+    each (image, input channel) owned by one job; then the planes are merged and cropped."""
     if all(s == 1 for s in stride):
         dyc, wt, pads = bwd_data_as_forward(dy, w, x_shape, padding, dilation, groups)
         return direct_forward(P, dyc, wt, stride, pads, dilation, groups)
-    pads = p3(padding)
+    n, c = x_shape[:2]
+    dy5, w5 = as5(dy), as5(w)
+    ks, st, dl, pads = w5.shape[2:], t3(stride, 1), t3(dilation, 1), p3(padding)
     xs5 = t3(x_shape[2:], 1)
-    shape = tuple(x_shape[:2]) + tuple(m + lo + hi for m, (lo, hi) in zip(xs5, pads))
-    dxp = np.zeros(shape, dtype=dy.dtype)
-    P.direct_bwd_data(as5(dy), as5(w), dxp, *t3(stride, 1), *t3(dilation, 1), groups)
-    crop = tuple(slice(lo, lo + m) for m, (lo, _) in zip(xs5, pads))
-    return np.ascontiguousarray(dxp[(slice(None), slice(None)) + crop]).reshape(x_shape)
+    dq, hq, wq, plane = phase_geometry(xs5, pads, st)
+    o_, p_, q_ = dy5.shape[2:]
+    dyw = np.zeros(dy5.shape[:4] + (wq,), dtype=dy.dtype)
+    dyw[..., :q_] = dy5
+    tph, tsh = tap_table(ks, st, dl, hq, wq)
+    nph = st[0] * st[1] * st[2]
+    dxs = np.empty((n, c, nph, plane), dtype=dy.dtype)
+    P.direct_bwd_data(dyw.reshape(dy5.shape[:3] + (p_ * wq,)), w5.reshape(w5.shape[:2] + (-1,)), dxs, tph, tsh,
+                      hq * wq, groups)
+    dx = np.empty((n, c) + tuple(xs5), dtype=dy.dtype)
+    P.phase_merge(dxs, dx, pads[0][0], pads[1][0], pads[2][0], *st, dq, hq, wq)
+    return dx.reshape(x_shape)
 
 
 def direct_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups):
-    xp = padded(P, as5(x), p3(padding))
-    dw = np.empty(w_shape, dtype=x.dtype)
-    P.direct_bwd_weight(xp, as5(dy), as5(dw), *t3(stride, 1), *t3(dilation, 1), groups)
-    return dw
+    """dw[k, c, tap] = sum over images, output depths and the wide grid of dy * plane[shift + j]
+    (eq. 9.11): long unit-stride dot products; dy's extra wide columns are zeros."""
+    n = x.shape[0]
+    x5, dy5 = as5(x), as5(dy)
+    ks, st, dl, pads = t3(w_shape[2:], 1), t3(stride, 1), t3(dilation, 1), p3(padding)
+    dq, hq, wq, plane = phase_geometry(x5.shape[2:], pads, st)
+    nph = st[0] * st[1] * st[2]
+    xs = np.empty((n, x.shape[1], nph, plane), dtype=x.dtype)
+    P.phase_split(x5, xs, pads[0][0], pads[1][0], pads[2][0], *st, dq, hq, wq)
+    o_, p_, q_ = dy5.shape[2:]
+    dyw = np.zeros(dy5.shape[:4] + (wq,), dtype=x.dtype)
+    dyw[..., :q_] = dy5
+    tph, tsh = tap_table(ks, st, dl, hq, wq)
+    dw = np.empty((w_shape[0], w_shape[1], len(tph)), dtype=x.dtype)
+    P.direct_bwd_weight(xs, dyw.reshape(dy5.shape[:3] + (p_ * wq,)), dw, tph, tsh, hq * wq, groups)
+    return dw.reshape(w_shape)
 
 
 # ------------------------------------------------------------------ im2col / gemm1x1
