@@ -15,6 +15,42 @@ ctypedef fused real:
     float
     double
 
+cdef extern from *:
+    """
+    #define DLB_SUM(T, NAME)                                                       \\
+    static inline T NAME(const T *restrict v, long n) {                            \\
+        T a = 0;                                                                   \\
+        _Pragma("omp simd reduction(+:a)")                                         \\
+        for (long i = 0; i < n; i++) a += v[i];                                    \\
+        return a;                                                                  \\
+    }
+    DLB_SUM(float, dlb_sum_f) DLB_SUM(double, dlb_sum_d)
+    """
+    float dlb_sum_f(const float *v, long n) nogil
+    double dlb_sum_d(const double *v, long n) nogil
+
+
+cdef inline real wsum(const real *w, const real *v, Py_ssize_t n, bint weighted) noexcept nogil:
+    """sum_k w[k] v[k] (or sum_k v[k]) with four partial sums (long windows: global pooling)."""
+    cdef real a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    cdef Py_ssize_t k = 0
+    while k + 4 <= n:
+        if weighted:
+            a0 = a0 + w[k] * v[k]
+            a1 = a1 + w[k + 1] * v[k + 1]
+            a2 = a2 + w[k + 2] * v[k + 2]
+            a3 = a3 + w[k + 3] * v[k + 3]
+        else:
+            a0 = a0 + v[k]
+            a1 = a1 + v[k + 1]
+            a2 = a2 + v[k + 2]
+            a3 = a3 + v[k + 3]
+        k = k + 4
+    while k < n:
+        a0 = a0 + (w[k] * v[k] if weighted else v[k])
+        k = k + 1
+    return (a0 + a1) + (a2 + a3)
+
 
 def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want_idx, const long[::1] hs,
             const long[::1] he, const long[::1] ws, const long[::1] we, const real[:, ::1] wr,
@@ -82,11 +118,7 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
                         for c in range(W):
                             v[c] = v[c] + a * row[c]
                     for ox in range(Wo):
-                        c0 = ws[ox]
-                        m = wc[ox, 0] * v[c0]
-                        for c in range(c0 + 1, we[ox]):
-                            m = m + wc[ox, c - c0] * v[c]
-                        y[p, oy, ox] = m
+                        y[p, oy, ox] = wsum(&wc[ox, 0], v + ws[ox], we[ox] - ws[ox], True)
                 else:
                     for c in range(W):
                         v[c] = row[c] * row[c]
@@ -95,12 +127,19 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
                         for c in range(W):
                             v[c] = v[c] + row[c] * row[c]
                     for ox in range(Wo):
-                        c0 = ws[ox]
-                        m = v[c0]
-                        for c in range(c0 + 1, we[ox]):
-                            m = m + v[c]
-                        y[p, oy, ox] = sqrt(m)
+                        y[p, oy, ox] = sqrt(wsum(&wc[ox, 0], v + ws[ox], we[ox] - ws[ox], False))
         free(v)
+
+
+def row_means(const real[:, ::1] x2, real[::1] y, int nch=0):
+    """y[i] = mean of row i of x2 (R, L): global average pooling (omp simd sums)."""
+    cdef Py_ssize_t R = x2.shape[0], L = x2.shape[1], i
+    cdef real scale = <real> (1.0 / L)
+    for i in prange(R, nogil=True, schedule="static"):
+        if real is float:
+            y[i] = dlb_sum_f(&x2[i, 0], L) * scale
+        else:
+            y[i] = dlb_sum_d(&x2[i, 0], L) * scale
 
 
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
