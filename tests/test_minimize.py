@@ -212,3 +212,15 @@ def test_callback_and_errors():
         minimize(sopt.rosen, np.array([np.nan, 0.0]), method="cg")
     r = minimize(sopt.rosen, np.zeros(3), method="cg", jac=sopt.rosen_der, options={"maxiter": 2})
     assert r.status == 1 and r.nit == 2 and "iterations" in r.message
+
+
+def test_newton_with_hessian_vector_products_only():
+    """Newton-CG path (truncated CG on H p = -g with hessp) and saddle-free from hessp columns."""
+    f, g, h, x0 = logistic_breast_cancer()
+    ref = scipy_min("newton", f, g, h, x0)
+    res = minimize(f, x0, method="newton", jac=g, hessp=lambda w, v: h(w) @ v, options={"gtol": GTOL})
+    assert res.success and abs(res.fun - ref.fun) <= 1e-8 * max(1.0, abs(ref.fun)) and res.nhev > 0
+    fs, gs, hs = saddle()
+    sfn = minimize(fs, np.array([0.5, 0.1]), method="saddle-free-newton", jac=gs,
+                   hessp=lambda z, v: hs(z) @ v, options={"gtol": 1e-10})
+    assert sfn.success and sfn.fun == pytest.approx(-0.25)
