@@ -142,6 +142,17 @@ def row_means(const real[:, ::1] x2, real[::1] y, int nch=0):
             y[i] = dlb_sum_d(&x2[i, 0], L) * scale
 
 
+def row_fill(const real[::1] g, real[:, ::1] dx2, int nch=0):
+    """dx2[i, :] = g[i] / L: the backward of global average pooling."""
+    cdef Py_ssize_t R = dx2.shape[0], L = dx2.shape[1], i, k
+    cdef real scale = <real> (1.0 / L)
+    cdef real v
+    for i in prange(R, nogil=True, schedule="static"):
+        v = g[i] * scale
+        for k in range(L):
+            dx2[i, k] = v
+
+
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
     """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices."""
     cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o

@@ -52,7 +52,8 @@ for _op in ("tiled_conv2d", "local_conv2d"):
 
 
 # ---------------------------------------------------------------- pooling (drivers shared with Numba)
-pool.register_all("cython", pool.Cores(_pool.forward, _pool.backward, _pool.scatter_max, _pool.row_means))
+pool.register_all("cython", pool.Cores(_pool.forward, _pool.backward, _pool.scatter_max, _pool.row_means,
+                                       _pool.row_fill))
 
 
 # ---------------------------------------------------------------- batch normalization

@@ -237,6 +237,19 @@ def _row_means(x2, y, nch):
             y[i] = acc * scale
 
 
+@nb.njit(parallel=True, cache=True)
+def _row_fill(g, dx2, nch):
+    """dx2[i, :] = g[i] / L: the backward of global average pooling."""
+    R, L = dx2.shape
+    scale = dx2.dtype.type(1.0 / L)
+    for ch in nb.prange(nch):
+        for i in range(ch * R // nch, (ch + 1) * R // nch):
+            row = dx2[i]
+            v = g[i] * scale
+            for k in range(L):
+                row[k] = v
+
+
 def chunks(planes: int) -> int:
     """Parallel chunks of feature maps: four per thread (each chunk allocates its buffers once)."""
     return max(1, min(planes, 4 * nb.get_num_threads()))
@@ -302,6 +315,7 @@ class Cores:
     backward: Callable | None = None
     scatter: Callable | None = None
     row_means: Callable | None = None
+    row_fill: Callable | None = None
 
 
 NUMBA = Cores()
@@ -364,8 +378,8 @@ def global_avg_pool2d(x, *, cores=NUMBA):
 def global_avg_pool2d_backward(dy, x_shape, *, cores=NUMBA):
     """dx = dy / (H W) broadcast over each feature map."""
     n, c, h, w = x_shape
-    unused_x = np.empty((n, c, h * w), dy.dtype)    # the weighted-sum backward never reads x
-    dx = run_backward(dy.reshape(n, c, 1), unused_x, None, global_plan(c, h * w, dy.dtype), cores.backward)
+    dx = np.empty((n * c, h * w), dy.dtype)
+    (cores.row_fill or _row_fill)(dy.reshape(n * c), dx, chunks(n * c))
     return dx.reshape(x_shape)
 
 
