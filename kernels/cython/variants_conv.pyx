@@ -3,8 +3,9 @@
 
 Same decomposition as the Numba kernels: each output location is a small GEMM of its gathered
 patches (N, C*R*S) with its kernel stack W[i mod t_h, j mod t_w] (K, C*R*S). Thread-local
-patch buffers; OpenMP over output locations (forward), (tile pattern, K block) (weight
-gradient) and examples (input gradient). The dot products of four output channels at a time
+patch buffers; OpenMP over output locations (forward, patch gradients), (tile pattern, K block)
+(weight gradient) and (n, c) maps (col2im). The ``im2col`` layout passes at the end serve the
+GEMM algorithm (the products run in ``dlbench.kernels.cython.gemm``). The dot products of four output channels at a time
 run in a C helper vectorised with ``omp simd`` reductions.
 """
 
@@ -191,42 +192,55 @@ def backward_weight(real[:, :, :, ::1] dy, real[:, :, :, ::1] xp, int sh, int sw
         free(p)
 
 
-def backward_input(real[:, :, :, ::1] dy, real[:, ::1] w2, int sh, int sw, int th, int tw, int C, int R,
-                   int S, real[:, :, :, ::1] dxp):
-    """dxp[n] = sum over locations of col2im(dy[n, :, i, j] @ W[t(i, j)]), parallel over examples."""
-    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
-    cdef Py_ssize_t Hp = dxp.shape[2], Wp = dxp.shape[3]
-    cdef Py_ssize_t crs = C * R * S
-    cdef Py_ssize_t n, i, j, k, q, c, r, s
+def patch_grads(const real[:, :, :, ::1] dy, const real[:, ::1] w2, int th, int tw, real[:, :, ::1] dcols):
+    """dcols[loc, n, :] = sum_k dy[n, k, i, j] W[t(i, j)][k]: each location's kernels read once for all
+    examples; OpenMP over locations."""
+    cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Wo = dy.shape[3], L = dcols.shape[0]
+    cdef Py_ssize_t crs = dcols.shape[2]
+    cdef Py_ssize_t loc, i, j, n, k, q
     cdef real *d
-    cdef real *wt
-    with nogil, parallel():
-        d = <real *> malloc(crs * sizeof(real))
-        for n in prange(N, schedule="static"):
-            for c in range(C):
-                for r in range(Hp):
-                    for s in range(Wp):
-                        dxp[n, c, r, s] = 0
-            for i in range(Ho):
-                for j in range(Wo):
-                    wt = &w2[(i % th) * tw + (j % tw), 0]
-                    for q in range(crs):
-                        d[q] = 0
-                    k = 0
-                    while k + 4 <= K:
-                        axpy4(d, wt + k * crs, crs, crs, dy[n, k, i, j], dy[n, k + 1, i, j],
-                              dy[n, k + 2, i, j], dy[n, k + 3, i, j])
-                        k = k + 4
-                    while k < K:
-                        axpy(d, wt + k * crs, crs, dy[n, k, i, j])
-                        k = k + 1
-                    q = 0
-                    for c in range(C):
-                        for r in range(R):
-                            for s in range(S):
-                                dxp[n, c, i * sh + r, j * sw + s] += d[q]
-                                q = q + 1
-        free(d)
+    cdef const real *wt
+    for loc in prange(L, nogil=True, schedule="static"):
+        i = loc // Wo
+        j = loc - i * Wo
+        wt = &w2[(i % th) * tw + (j % tw), 0]
+        for n in range(N):
+            d = &dcols[loc, n, 0]
+            for q in range(crs):
+                d[q] = 0
+            k = 0
+            while k + 4 <= K:
+                axpy4(d, wt + k * crs, crs, crs, dy[n, k, i, j], dy[n, k + 1, i, j], dy[n, k + 2, i, j],
+                      dy[n, k + 3, i, j])
+                k = k + 4
+            while k < K:
+                axpy(d, wt + k * crs, crs, dy[n, k, i, j])
+                k = k + 1
+
+
+def col2im_direct(const real[:, :, ::1] dcols, int sh, int sw, int R, int S, int Wo, real[:, :, :, ::1] dxp):
+    """dxp[n, c] = sum over locations of the patch gradients dcols[loc, n] reading it; OpenMP over (n, c)."""
+    cdef Py_ssize_t N = dxp.shape[0], C = dxp.shape[1], Hp = dxp.shape[2], Wp = dxp.shape[3]
+    cdef Py_ssize_t L = dcols.shape[0]
+    cdef Py_ssize_t job, n, c, loc, i, j, r, s, q, e
+    cdef real *dst
+    cdef const real *src
+    for job in prange(N * C, nogil=True, schedule="static"):
+        n = job // C
+        c = job - n * C
+        dst = &dxp[n, c, 0, 0]
+        for e in range(Hp * Wp):
+            dst[e] = 0
+        for loc in range(L):
+            i = loc // Wo
+            j = loc - i * Wo
+            src = &dcols[loc, n, c * R * S]
+            q = 0
+            for r in range(R):
+                dst = &dxp[n, c, i * sh + r, j * sw]
+                for s in range(S):
+                    dst[s] = dst[s] + src[q + s]
+                q = q + S
 
 
 # ---------------------------------------------------------------- im2col per tile pattern (layout passes)

@@ -22,7 +22,8 @@ def tiled_forward(xp, w, b, stride):
 
 
 def tiled_backward(dy, xp, w, stride):
-    return tiled.direct_backward(dy, xp, w, stride, core_w=_conv.backward_weight, core_x=_conv.backward_input)
+    return tiled.direct_backward(dy, xp, w, stride, core_w=_conv.backward_weight, core_p=_conv.patch_grads,
+                                 core_c=_conv.col2im_direct)
 
 
 def tiled_forward_im2col(xp, w, b, stride):
@@ -39,7 +40,7 @@ for _op in ("tiled_conv2d", "local_conv2d"):
                     description="eq. 9.10 / 9.9: per-location patches x kernels, OpenMP over locations")(
         tiled_forward)
     register_kernel(_op + "_backward", "direct", "cython",
-                    constraints="weight gradient per (tile, K block), input gradient per example",
+                    constraints="weight gradient per (tile, K block), patch gradients per location",
                     description="gradients of eq. 9.10 / 9.9 per location")(tiled_backward)
     register_kernel(_op, "im2col", "cython", impl=tiled.GEMM_IMPL,
                     constraints=f"patches per tile pattern x kernels by {tiled.GEMM_IMPL}",

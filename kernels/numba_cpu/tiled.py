@@ -4,8 +4,10 @@ A locally connected layer is the tiled one with t = output size, so both ops sha
 
 ``direct``: each output location (i, j) is a small GEMM of its gathered patches P (N, C*R*S) with
 its kernel stack W[i mod t_h, j mod t_w] (K, C*R*S), register-blocked 2 examples x 4 channels
-(dot products vectorised along C*R*S). Best when every location has its own weights (locally
-connected: the weights are streamed once, used N times).
+(dot products vectorised along C*R*S). The backward computes each location's weight gradient
+(jobs: tile pattern x block of K) and patch gradients (jobs: locations; the kernels are read once
+for all examples), then col2im (jobs: (n, c) maps). Best when every location has its own weights
+(locally connected: the weights are streamed once, used N times).
 
 ``im2col``: the positions of each tile pattern are gathered into a (C*R*S, M) matrix (M = N *
 Ho/t_h * Wo/t_w; contiguous runs along the output row), multiplied by the pattern's kernels
@@ -14,7 +16,7 @@ and scattered back; the gradients are the two transposed products and col2im. Be
 kernel stacks serve many positions (small t, towards ordinary convolution).
 
 Parallelism: serial ``nogil`` kernels over ranges of independent jobs run on
-``numba.get_num_threads()`` threads by ``parallel_jobs`` (shared with the convolution kernels:
+``numba.get_num_threads()`` threads by ``parallel_jobs`` (from ``dlbench.kernels.numba_cpu.conv``:
 lowering ``prange`` around these loop nests costs several times the JIT time, and the tests
 compile every kernel cold). No two jobs write the same element.
 """
@@ -181,39 +183,68 @@ def _direct_backward_weight(j0, j1, dy, xp, sh, sw, th, tw, R, S, kchunks, dw2, 
 
 
 @nb.njit(fastmath=REDUCE, **JIT)
-def _direct_backward_input(j0, j1, dy, w2, sh, sw, th, tw, C, R, S, dxp):
-    """Examples [j0, j1): dxp[n] = sum over locations of col2im(dy[n, :, i, j] @ W[t(i, j)])."""
-    K, Ho, Wo = dy.shape[1], dy.shape[2], dy.shape[3]
-    crs = C * R * S
+def _direct_patch_grads(j0, j1, dy, w2, th, tw, dcols):
+    """Locations [j0, j1): dcols[loc, n, :] = sum_k dy[n, k, i, j] W[t(i, j)][k] (the patch gradients;
+    each location's kernels are read once for all examples). Blocked 2 examples x 4 channels."""
+    N, K, Wo = dy.shape[0], dy.shape[1], dy.shape[3]
+    crs = dcols.shape[2]
+    zero = dcols.dtype.type(0)
+    for loc in range(j0, j1):
+        i = loc // Wo
+        j = loc - i * Wo
+        wt = w2[(i % th) * tw + (j % tw)]
+        dl = dcols[loc]
+        dl[:] = zero
+        for n0 in range(0, N, 2):
+            n1 = min(n0 + 1, N - 1)
+            h1 = n0 + 1 < N
+            u = dl[n0]
+            v = dl[n1]
+            for k0 in range(0, K, 4):
+                k1 = min(k0 + 1, K - 1)
+                k2 = min(k0 + 2, K - 1)
+                k3 = min(k0 + 3, K - 1)
+                a0 = dy[n0, k0, i, j]
+                a1 = dy[n0, k1, i, j] if k0 + 1 < K else zero
+                a2 = dy[n0, k2, i, j] if k0 + 2 < K else zero
+                a3 = dy[n0, k3, i, j] if k0 + 3 < K else zero
+                c0 = dy[n1, k0, i, j] if h1 else zero
+                c1 = dy[n1, k1, i, j] if h1 and k0 + 1 < K else zero
+                c2 = dy[n1, k2, i, j] if h1 and k0 + 2 < K else zero
+                c3 = dy[n1, k3, i, j] if h1 and k0 + 3 < K else zero
+                w0 = wt[k0 * crs:(k0 + 1) * crs]
+                w1 = wt[k1 * crs:(k1 + 1) * crs]
+                w2_ = wt[k2 * crs:(k2 + 1) * crs]
+                w3 = wt[k3 * crs:(k3 + 1) * crs]
+                for q in range(crs):
+                    x0 = w0[q]
+                    x1 = w1[q]
+                    x2 = w2_[q]
+                    x3 = w3[q]
+                    u[q] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
+                    v[q] += (c0 * x0 + c1 * x1) + (c2 * x2 + c3 * x3)
+            # odd N: the last example is u and v at once; its second share uses zero gradients
+
+
+@nb.njit(**JIT)
+def _direct_col2im(j0, j1, dcols, sh, sw, R, S, Wo, dxp):
+    """Jobs (n, c): dxp[n, c] = sum over locations of the patch gradients dcols[loc, n] that read it."""
+    C = dxp.shape[1]
     zero = dxp.dtype.type(0)
-    d = np.empty(crs, dxp.dtype)
-    for n in range(j0, j1):
-        dxp[n] = zero
-        for i in range(Ho):
-            for j in range(Wo):
-                wt = w2[(i % th) * tw + (j % tw)]
-                d[:] = zero
-                for k0 in range(0, K, 4):
-                    g0 = dy[n, k0, i, j]
-                    g1 = dy[n, k0 + 1, i, j] if k0 + 1 < K else zero
-                    g2 = dy[n, k0 + 2, i, j] if k0 + 2 < K else zero
-                    g3 = dy[n, k0 + 3, i, j] if k0 + 3 < K else zero
-                    k1 = min(k0 + 1, K - 1)
-                    k2 = min(k0 + 2, K - 1)
-                    k3 = min(k0 + 3, K - 1)
-                    w0 = wt[k0 * crs:(k0 + 1) * crs]
-                    w1 = wt[k1 * crs:(k1 + 1) * crs]
-                    w2_ = wt[k2 * crs:(k2 + 1) * crs]
-                    w3 = wt[k3 * crs:(k3 + 1) * crs]
-                    for q in range(crs):
-                        d[q] += (g0 * w0[q] + g1 * w1[q]) + (g2 * w2_[q] + g3 * w3[q])
-                q = 0
-                for c in range(C):
-                    for r in range(R):
-                        row = dxp[n, c, i * sh + r]
-                        for s in range(S):
-                            row[j * sw + s] += d[q + s]
-                        q += S
+    for job in range(j0, j1):
+        n = job // C
+        c = job - n * C
+        dxp[n, c] = zero
+        for loc in range(dcols.shape[0]):
+            i = loc // Wo
+            j = loc - i * Wo
+            src = dcols[loc, n]
+            q = c * R * S
+            for r in range(R):
+                row = dxp[n, c, i * sh + r]
+                for s in range(S):
+                    row[j * sw + s] += src[q + s]
+                q += S
 
 
 # ---------------------------------------------------------------- im2col: one GEMM per tile pattern
@@ -324,21 +355,25 @@ def direct_forward(xp, w, b, stride, core=None):
     return y
 
 
-def direct_backward(dy, xp, w, stride, core_w=None, core_x=None):
+def direct_backward(dy, xp, w, stride, core_w=None, core_p=None, core_c=None):
     n, c, k, r, s, th, tw, ho, wo = geometry(xp, w, stride)
     nt = th * tw
     kchunks = max(1, min(k // 4, -(-8 // nt)))      # >= 8 parallel jobs when there are few tiles
     dw2 = np.empty((nt, k * c * r * s), xp.dtype)
     db2 = np.empty((nt, k), xp.dtype)
+    dcols = np.empty((ho * wo, n, c * r * s), xp.dtype)
     dxp = np.empty_like(xp)
     wargs = (dy, xp, stride[0], stride[1], th, tw, r, s, kchunks, dw2, db2)
-    xargs = (dy, w.reshape(nt, k * c * r * s), stride[0], stride[1], th, tw, c, r, s, dxp)
+    pargs = (dy, w.reshape(nt, k * c * r * s), th, tw, dcols)
+    cargs = (dcols, stride[0], stride[1], r, s, wo, dxp)
     if core_w is None:
         parallel_jobs(_direct_backward_weight, nt * kchunks, *wargs)
-        parallel_jobs(_direct_backward_input, n, *xargs)
+        parallel_jobs(_direct_patch_grads, ho * wo, *pargs)
+        parallel_jobs(_direct_col2im, n * c, *cargs)
     else:
         core_w(*wargs)
-        core_x(*xargs)
+        core_p(*pargs)
+        core_c(*cargs)
     return dxp, dw2.reshape(w.shape), db2.reshape(th, tw, k)
 
 
@@ -378,7 +413,7 @@ for _op in ("tiled_conv2d", "local_conv2d"):
                     description="eq. 9.10 / 9.9: per-location patches x kernels, 2x4 register blocks")(
         direct_forward)
     register_kernel(_op + "_backward", "direct", "numba",
-                    constraints="weight gradient per (tile, K block), input gradient per example",
+                    constraints="weight gradient per (tile, K block), patch gradients per location",
                     description="gradients of eq. 9.10 / 9.9 per location")(direct_backward)
     register_kernel(_op, "im2col", "numba", impl=GEMM_IMPL,
                     constraints=f"patches per tile pattern x kernels by {GEMM_IMPL}",
