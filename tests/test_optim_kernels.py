@@ -29,7 +29,7 @@ CASES = {
     "delta_bar_delta": (2, {"kappa": 0.001, "phi": 0.1, "mix": 0.7}),
 }
 SIZES = {"numba": 1037, "cython": 1037, "numba-cuda": 33}
-BIG = 2**17 + 5          # above the Cython kernels' one-thread threshold: the OpenMP blocks and tails
+BIG = 2**17 + 5          # above the one-thread thresholds (Numba, Cython): every thread's block and tail
 TOL = {"float32": 1e-5, "float64": 1e-6}
 
 

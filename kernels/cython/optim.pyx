@@ -38,7 +38,7 @@ cdef extern from *:
     typedef long long vi64 __attribute__((vector_size(DLB_VB)));
     #define DLB_VL_f32 (DLB_VB / 4)
     #define DLB_VL_f64 (DLB_VB / 8)
-    #define DLB_PAR_MIN 65536           /* fewer elements than this: one thread */
+    #define DLB_PAR_MIN 32768           /* fewer elements than this: one thread */
 
     static inline vf32 dlb_ld_vf32(const float *p) { vf32 v; memcpy(&v, p, sizeof v); return v; }
     static inline vf64 dlb_ld_vf64(const double *p) { vf64 v; memcpy(&v, p, sizeof v); return v; }

@@ -1,7 +1,9 @@
 """Numba CPU optimizer updates: one fused, parallel pass over memory per step, in place.
 
 One ``@njit`` per update rule; each compiles lazily for the dtype it is first called with
-(float32 and float64 are separate specialisations, compiled on demand only). Scalars are cast
+(float32 and float64 are separate specialisations, compiled on demand only). The element update
+is an inlined function shared by a serial loop (fewer than ``SERIAL_MAX`` elements: waking the
+thread pool costs more than the loop) and the ``prange`` loop. Scalars are cast
 to the arrays' dtype by the wrappers, so float32 updates run in float32 SIMD. The per-step
 coefficients come from :mod:`dlbench.kernels.reference.optim_coeffs` (computed once in float64,
 identical on every backend). No fastmath: the kernels keep IEEE order so that they match the
@@ -16,6 +18,8 @@ import numpy as np
 from dlbench.kernels.reference.optim_coeffs import INF, adam_coeffs, eps_split, grad_coeffs, momentum_coeffs
 
 from dlbench.registry import register_kernel
+
+SERIAL_MAX = 32768     # below this many elements one thread runs the loop (no thread wake-up)
 
 
 def _cast(dt, *xs):
@@ -40,12 +44,22 @@ def _geff(gi, th, gscale, clip, wd):
     return gi + wd * th
 
 
+@nb.njit(inline="always")
+def _sgd_at(i, theta, g, lr, gscale, clip, wd, plain):
+    th = theta[i]
+    gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
+    theta[i] = th - lr * gi
+
+
 @nb.njit(parallel=True, cache=True)
 def _sgd(theta, g, lr, gscale, clip, wd, plain):
-    for i in nb.prange(theta.shape[0]):
-        th = theta[i]
-        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
-        theta[i] = th - lr * gi
+    n = theta.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _sgd_at(i, theta, g, lr, gscale, clip, wd, plain)
+    else:
+        for i in nb.prange(n):
+            _sgd_at(i, theta, g, lr, gscale, clip, wd, plain)
 
 
 @register_kernel("sgd", "fused", "numba")
@@ -54,14 +68,24 @@ def sgd(theta, g, lr, wd=0.0, gscale=1.0, clip=INF):
     _sgd(theta, g, *_cast(theta.dtype.type, lr, *_gc(wd, gscale, clip)))
 
 
+@nb.njit(inline="always")
+def _momentum_at(i, theta, v, g, alpha, lr, cv, cg, gscale, clip, wd, plain):
+    th = theta[i]
+    gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
+    vi = alpha * v[i] - lr * gi
+    v[i] = vi
+    theta[i] = th + (cv * vi - cg * gi)
+
+
 @nb.njit(parallel=True, cache=True)
 def _momentum(theta, v, g, alpha, lr, cv, cg, gscale, clip, wd, plain):
-    for i in nb.prange(theta.shape[0]):
-        th = theta[i]
-        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
-        vi = alpha * v[i] - lr * gi
-        v[i] = vi
-        theta[i] = th + (cv * vi - cg * gi)
+    n = theta.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _momentum_at(i, theta, v, g, alpha, lr, cv, cg, gscale, clip, wd, plain)
+    else:
+        for i in nb.prange(n):
+            _momentum_at(i, theta, v, g, alpha, lr, cv, cg, gscale, clip, wd, plain)
 
 
 @register_kernel("sgd_momentum", "fused", "numba")
@@ -72,14 +96,24 @@ def sgd_momentum(theta, v, g, lr, alpha, nesterov=False, wd=0.0, gscale=1.0, cli
                                    *_gc(wd, gscale, clip)))
 
 
+@nb.njit(inline="always")
+def _rmsprop_at(i, theta, r, g, lr, rho, c, d_in, d_out, gscale, clip, wd, plain):
+    th = theta[i]
+    gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
+    ri = rho * r[i] + c * gi * gi
+    r[i] = ri
+    theta[i] = th - lr * gi / (np.sqrt(ri + d_in) + d_out)
+
+
 @nb.njit(parallel=True, cache=True)
 def _rmsprop(theta, r, g, lr, rho, c, d_in, d_out, gscale, clip, wd, plain):
-    for i in nb.prange(theta.shape[0]):
-        th = theta[i]
-        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
-        ri = rho * r[i] + c * gi * gi
-        r[i] = ri
-        theta[i] = th - lr * gi / (np.sqrt(ri + d_in) + d_out)
+    n = theta.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _rmsprop_at(i, theta, r, g, lr, rho, c, d_in, d_out, gscale, clip, wd, plain)
+    else:
+        for i in nb.prange(n):
+            _rmsprop_at(i, theta, r, g, lr, rho, c, d_in, d_out, gscale, clip, wd, plain)
 
 
 @register_kernel("adagrad", "fused", "numba")
@@ -99,17 +133,29 @@ def rmsprop(theta, r, g, lr, rho=0.9, eps=1e-6, eps_inside=True, wd=0.0, gscale=
                                  *_gc(wd, gscale, clip)))
 
 
+@nb.njit(inline="always")
+def _rmsprop_momentum_at(i, theta, r, v, g, lr, rho, c, d_in, d_out, alpha, cv, cg, gscale, clip, wd, plain):
+    th = theta[i]
+    gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
+    ri = rho * r[i] + c * gi * gi
+    r[i] = ri
+    u = gi / (np.sqrt(ri + d_in) + d_out)
+    vi = alpha * v[i] - lr * u
+    v[i] = vi
+    theta[i] = th + (cv * vi - cg * u)
+
+
 @nb.njit(parallel=True, cache=True)
 def _rmsprop_momentum(theta, r, v, g, lr, rho, c, d_in, d_out, alpha, cv, cg, gscale, clip, wd, plain):
-    for i in nb.prange(theta.shape[0]):
-        th = theta[i]
-        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
-        ri = rho * r[i] + c * gi * gi
-        r[i] = ri
-        u = gi / (np.sqrt(ri + d_in) + d_out)
-        vi = alpha * v[i] - lr * u
-        v[i] = vi
-        theta[i] = th + (cv * vi - cg * u)
+    n = theta.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _rmsprop_momentum_at(i, theta, r, v, g, lr, rho, c, d_in, d_out, alpha, cv, cg, gscale, clip, wd,
+                                 plain)
+    else:
+        for i in nb.prange(n):
+            _rmsprop_momentum_at(i, theta, r, v, g, lr, rho, c, d_in, d_out, alpha, cv, cg, gscale, clip, wd,
+                                 plain)
 
 
 @register_kernel("rmsprop_momentum", "fused", "numba")
@@ -123,16 +169,26 @@ def rmsprop_momentum(theta, r, v, g, lr, rho, eps, alpha, nesterov=False, eps_in
                                              *_gc(wd, gscale, clip)))
 
 
+@nb.njit(inline="always")
+def _adam_at(i, theta, s, r, g, step, rbc2, b1, c1, b2, c2, eps, decay, gscale, clip, wd, plain):
+    th = theta[i]
+    gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
+    si = b1 * s[i] + c1 * gi
+    ri = b2 * r[i] + c2 * gi * gi
+    s[i] = si
+    r[i] = ri
+    theta[i] = th * decay - step * si / (np.sqrt(ri) * rbc2 + eps)
+
+
 @nb.njit(parallel=True, cache=True)
 def _adam(theta, s, r, g, step, rbc2, b1, c1, b2, c2, eps, decay, gscale, clip, wd, plain):
-    for i in nb.prange(theta.shape[0]):
-        th = theta[i]
-        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
-        si = b1 * s[i] + c1 * gi
-        ri = b2 * r[i] + c2 * gi * gi
-        s[i] = si
-        r[i] = ri
-        theta[i] = th * decay - step * si / (np.sqrt(ri) * rbc2 + eps)
+    n = theta.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _adam_at(i, theta, s, r, g, step, rbc2, b1, c1, b2, c2, eps, decay, gscale, clip, wd, plain)
+    else:
+        for i in nb.prange(n):
+            _adam_at(i, theta, s, r, g, step, rbc2, b1, c1, b2, c2, eps, decay, gscale, clip, wd, plain)
 
 
 @register_kernel("adam", "fused", "numba")
@@ -142,17 +198,27 @@ def adam(theta, s, r, g, lr, beta1, beta2, eps, t, wd=0.0, decoupled_wd=0.0, gsc
                                  *_gc(wd, gscale, clip)))
 
 
+@nb.njit(inline="always")
+def _adadelta_at(i, theta, r, d, g, lr, rho, c, eps, gscale, clip, wd, plain):
+    th = theta[i]
+    gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
+    ri = rho * r[i] + c * gi * gi
+    r[i] = ri
+    di = d[i]
+    delta = -np.sqrt((di + eps) / (ri + eps)) * gi   # one root: sqrt(a)/sqrt(b) = sqrt(a/b)
+    d[i] = rho * di + c * delta * delta
+    theta[i] = th + lr * delta
+
+
 @nb.njit(parallel=True, cache=True)
 def _adadelta(theta, r, d, g, lr, rho, c, eps, gscale, clip, wd, plain):
-    for i in nb.prange(theta.shape[0]):
-        th = theta[i]
-        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
-        ri = rho * r[i] + c * gi * gi
-        r[i] = ri
-        di = d[i]
-        delta = -np.sqrt((di + eps) / (ri + eps)) * gi   # one root: sqrt(a)/sqrt(b) = sqrt(a/b)
-        d[i] = rho * di + c * delta * delta
-        theta[i] = th + lr * delta
+    n = theta.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _adadelta_at(i, theta, r, d, g, lr, rho, c, eps, gscale, clip, wd, plain)
+    else:
+        for i in nb.prange(n):
+            _adadelta_at(i, theta, r, d, g, lr, rho, c, eps, gscale, clip, wd, plain)
 
 
 @register_kernel("adadelta", "fused", "numba")
@@ -162,21 +228,31 @@ def adadelta(theta, r, d, g, lr=1.0, rho=0.9, eps=1e-6, wd=0.0, gscale=1.0, clip
                                      *_gc(wd, gscale, clip)))
 
 
+@nb.njit(inline="always")
+def _delta_bar_delta_at(i, theta, rate, bar, g, kappa, shrink, mix, cmix, gscale, clip, wd, plain):
+    th = theta[i]
+    gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
+    b = bar[i]
+    sg = b * gi
+    ri = rate[i]
+    if sg < 0:
+        ri = ri * shrink
+    elif sg > 0:
+        ri = ri + kappa
+    rate[i] = ri
+    bar[i] = cmix * gi + mix * b
+    theta[i] = th - ri * gi
+
+
 @nb.njit(parallel=True, cache=True)
 def _delta_bar_delta(theta, rate, bar, g, kappa, shrink, mix, cmix, gscale, clip, wd, plain):
-    for i in nb.prange(theta.shape[0]):
-        th = theta[i]
-        gi = g[i] if plain else _geff(g[i], th, gscale, clip, wd)
-        b = bar[i]
-        sg = b * gi
-        ri = rate[i]
-        if sg < 0:
-            ri = ri * shrink
-        elif sg > 0:
-            ri = ri + kappa
-        rate[i] = ri
-        bar[i] = cmix * gi + mix * b
-        theta[i] = th - ri * gi
+    n = theta.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _delta_bar_delta_at(i, theta, rate, bar, g, kappa, shrink, mix, cmix, gscale, clip, wd, plain)
+    else:
+        for i in nb.prange(n):
+            _delta_bar_delta_at(i, theta, rate, bar, g, kappa, shrink, mix, cmix, gscale, clip, wd, plain)
 
 
 @register_kernel("delta_bar_delta", "fused", "numba")
@@ -186,11 +262,21 @@ def delta_bar_delta(theta, rate, bar, g, kappa, phi, mix, wd=0.0, gscale=1.0, cl
                                                  *_gc(wd, gscale, clip)))
 
 
+@nb.njit(inline="always")
+def _average_at(i, avg, theta, w):
+    a = avg[i]
+    avg[i] = a + w * (theta[i] - a)
+
+
 @nb.njit(parallel=True, cache=True)
 def _average(avg, theta, w):
-    for i in nb.prange(avg.shape[0]):
-        a = avg[i]
-        avg[i] = a + w * (theta[i] - a)
+    n = avg.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _average_at(i, avg, theta, w)
+    else:
+        for i in nb.prange(n):
+            _average_at(i, avg, theta, w)
 
 
 @register_kernel("param_average", "fused", "numba")
@@ -214,15 +300,25 @@ def grad_sumsq(g) -> float:
     return float(_sumsq(g))
 
 
+@nb.njit(inline="always")
+def _clip_scale_at(i, g, f, c):
+    x = g[i] * f
+    if x > c:
+        x = c
+    elif x < -c:
+        x = -c
+    g[i] = x
+
+
 @nb.njit(parallel=True, cache=True)
 def _clip_scale(g, f, c):
-    for i in nb.prange(g.shape[0]):
-        x = g[i] * f
-        if x > c:
-            x = c
-        elif x < -c:
-            x = -c
-        g[i] = x
+    n = g.shape[0]
+    if n < SERIAL_MAX:
+        for i in range(n):
+            _clip_scale_at(i, g, f, c)
+    else:
+        for i in nb.prange(n):
+            _clip_scale_at(i, g, f, c)
 
 
 @register_kernel("clip_by_value", "fused", "numba")
