@@ -237,8 +237,27 @@ def calibrate(threads: int | None = None, *, force: bool = False, quick: bool = 
         from dlbench.calibrate_gpu import calibrate_gpu
 
         cal.update(calibrate_gpu())
+    cal["load_avg_1min"] = _load_avg()
+    busy = cal["load_avg_1min"] > 1.5 * (os.cpu_count() or 1)
+    cal["busy"] = bool(busy)
+    if busy:
+        # ceilings measured on a busy machine are too low and would inflate every "% of peak":
+        # use them for this run only, never cache them
+        import warnings
+
+        warnings.warn(f"calibration measured at load average {cal['load_avg_1min']:.1f} on "
+                      f"{os.cpu_count()} cores: not cached; rerun `dlbench info --recalibrate` when idle",
+                      RuntimeWarning, stacklevel=2)
+        return cal
     try:
         path.write_text(json.dumps(cal, indent=1))
     except OSError:
         pass
     return cal
+
+
+def _load_avg() -> float:
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return 0.0
