@@ -119,4 +119,5 @@ def test_calibration_is_a_real_ceiling(tmp_path, monkeypatch):
     assert cal["peak_gflops"] >= cal["gemm_gflops_numpy"] > 0
     assert cal["fma_gflops_cython"] > 0 and cal["fma_gflops_numba"] > 0
     assert cal["bw_gbs"] >= max(cal["bw_copy_gbs"], cal["bw_triad_gbs"]) > 0
-    assert calibrate(quick=True)["measured_at"] == cal["measured_at"]  # cached per fingerprint
+    if not cal["busy"]:  # a calibration taken on a busy machine is deliberately not cached
+        assert calibrate(quick=True)["measured_at"] == cal["measured_at"]  # cached per fingerprint
