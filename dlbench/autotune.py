@@ -1,9 +1,11 @@
 """``algorithm="auto"``: time the eligible kernels once per problem, cache the winner on disk.
 
 Like cuDNN's benchmark mode: the first call of an op at a given (op, backend, dtype, shape
-parameters, threads) runs every eligible candidate on the caller's inputs (one warm-up call that
-includes any JIT compilation, then up to three timed calls, stopping early for candidates far
-slower than the best so far), keeps the fastest and returns its result. Later calls, in this
+parameters, threads) runs every eligible candidate on the caller's inputs: one warm-up call each
+(which includes any JIT compilation), then up to three rounds in which every remaining candidate
+is timed once (interleaved, so that a burst of load on a shared machine hits all of them; after
+each round candidates more than twice as slow as the best are dropped). The fastest minimum
+wins and its result is returned. Later calls, in this
 process or another one on the same machine, read the choice from the cache
 (``<dlbench.calibrate.cache_dir()>/autotune.json``) and call the winner directly.
 
@@ -23,9 +25,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 AUTOTUNE_VERSION = 1
-REPEATS = 3
-SLOWER_STOP = 3.0        # stop timing a candidate once a timed call is this much slower than the best
-BUDGET_PER_CANDIDATE = 1.0
+ROUNDS = 3              # timed calls per candidate, interleaved across candidates
+SLOWER_STOP = 2.0       # candidates this much slower than the best after a round are not timed again
+BUDGET = 3.0            # seconds of timed rounds per problem (after the warm-up calls)
 
 _memory: dict[str, dict] = {}
 _disk_loaded = False
@@ -126,28 +128,31 @@ def choose(op: str, backend: str, dtype: str, params: dict, candidates: Sequence
         return k, None
     times: dict[str, float] = {}
     refused: dict[str, str] = {}
-    best, best_t, best_out = None, math.inf, None
     clock = time.perf_counter
-    for k in candidates:
+    live = []
+    for k in candidates:                      # warm-up: JIT compilation, page faults
         try:
-            out = run(k)                      # warm-up: JIT compilation, page faults
+            t0 = clock()
+            run(k)
+            times[k.algorithm] = clock() - t0  # an upper bound until timed
+            live.append(k)
         except ValueError as e:
             refused[k.algorithm] = str(e)
-            continue
-        samples = []
-        start = clock()
-        for _ in range(REPEATS):
+    best, best_t, best_out = None, math.inf, None
+    start = clock()
+    for rnd in range(ROUNDS):                 # round-robin, so a burst of load hits every candidate
+        for k in list(live):
             t0 = clock()
             out = run(k)
             dt = clock() - t0
-            samples.append(dt)
-            if dt > SLOWER_STOP * best_t or clock() - start > BUDGET_PER_CANDIDATE:
-                break
-        tmin = min(samples)
-        times[k.algorithm] = tmin
-        if tmin < best_t:
-            best, best_t, best_out = k, tmin, out
-        del out
+            if rnd == 0 or dt < times[k.algorithm]:
+                times[k.algorithm] = dt
+            if times[k.algorithm] < best_t:
+                best, best_t, best_out = k, times[k.algorithm], out
+            del out
+        live = [k for k in live if times[k.algorithm] <= SLOWER_STOP * best_t]
+        if len(live) <= 1 or clock() - start > BUDGET:
+            break
     if best is None:
         raise ValueError(f"every candidate of {op!r} on {backend!r} refused these inputs: {refused}")
     rec = {"op": op, "backend": backend, "dtype": dtype, "params": params, "algorithm": best.algorithm,

@@ -39,7 +39,7 @@ SHAPES = [
     ("depthwise_3x3_112", 32, 32, 112, 112, 3, 3, 1, 1, 32),
 ]
 OPS = {"fwd": "conv2d", "bwd_data": "conv2d_backward_data", "bwd_weight": "conv2d_backward_weight"}
-ALGORITHMS = ["direct", "im2col", "gemm1x1", "fft", "winograd", "winograd_f2", "separable"]
+ALGORITHMS = ["direct", "im2col", "gemm1x1", "kn2row", "fft", "winograd", "winograd_f2", "separable"]
 # the NumPy reference above this many GFLOP is left out of --quick (it runs at BLAS speed, but
 # one pass over every offset of a 7x7 or 5x20 kernel still takes seconds)
 QUICK_NUMPY_GFLOP = 1.0

@@ -382,7 +382,8 @@ def _direct_bwd_weight(j0, j1, xs, dyw, dw3, tph, tsh, ostride, groups):
 
 
 def direct_bwd_weight(xs, dyw, dw3, tph, tsh, ostride, groups):
-    """dw3[k, c, tap] = sum_{n, o, j} dyw[n, k, o, j] xs[n, c', phase(tap), o*ostride + shift(tap) + j] (eq. 9.11).
+    """dw3[k, c, tap] = sum_{n, o, j} dyw[n, k, o, j] xs[n, c', phase(tap), o*ostride + shift(tap) + j]
+    (eq. 9.11).
 
     Jobs: (output channel, input channel); long unit-stride dot products (zeros in dyw's extra
     wide columns keep the garbage columns out of the sum).

@@ -16,6 +16,8 @@ Algorithms (chapter 9, section 9.8 for the fast ones):
   positions) and multiply by the weights as a (K, C*T*R*S) matrix; gradients: the weight
   gradient is dy @ cols^T (eq. 9.11), the data gradient W^T @ dy folded back (col2im, eq. 9.13).
 - ``gemm1x1``: a 1x1 kernel is a matrix product per image (a strided copy first when stride > 1).
+- ``kn2row``: stride 1; the sum over kernel taps of 1x1 convolutions (one batched GEMM per tap on
+  a shifted strided view of the padded input, accumulated): no unfolded copy of the input.
 - ``fft``: products in the frequency domain (9.8): per frequency, a complex matrix product over
   channels; the transforms are scipy.fft, the contraction is the backend's. Stride > 1
   computes the unit-stride result and keeps every s-th output (the book's "wasteful" form).
@@ -175,8 +177,8 @@ def direct_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
     tph, tsh = tap_table(ks, st, dl, hq, wq)
     nph = st[0] * st[1] * st[2]
     dxs = np.empty((n, c, nph, plane), dtype=dy.dtype)
-    P.direct_bwd_data(dyw.reshape(dy5.shape[:3] + (p_ * wq,)), w5.reshape(w5.shape[:2] + (-1,)), dxs, tph, tsh,
-                      hq * wq, groups)
+    P.direct_bwd_data(dyw.reshape(dy5.shape[:3] + (p_ * wq,)), w5.reshape(w5.shape[:2] + (-1,)), dxs,
+                      tph, tsh, hq * wq, groups)
     dx = np.empty((n, c) + tuple(xs5), dtype=dy.dtype)
     P.phase_merge(dxs, dx, pads[0][0], pads[1][0], pads[2][0], *st, dq, hq, wq)
     return dx.reshape(x_shape)
@@ -303,6 +305,84 @@ def im2col_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups)
                            ks, st, dl, pd, out, identity)
             d = _dy_block(dy3, n0, b, g * kg, kg, dy_buf)
             gemm(d, cols, out=dw[g], beta=1.0, trans_b=True)
+    return dw.reshape(w_shape)
+
+
+# ------------------------------------------------------------------ kn2row (stride 1)
+def _kn2row_geometry(x5_shape, out, kernel, dilation):
+    """Flattened padded planes: output (o, p, q) sits at (o*Hp + p)*Wp + q, tap (t, r, s) reads
+    at that position plus (t*dd*Hp + r*dh)*Wp + s*dw. L covers every valid output position."""
+    dp, hp, wp = x5_shape[2:]
+    o_, p_, q_ = out
+    length = ((o_ - 1) * hp + p_ - 1) * wp + q_
+    shifts = [((t * dilation[0]) * hp + r * dilation[1]) * wp + s * dilation[2]
+              for t in range(kernel[0]) for r in range(kernel[1]) for s in range(kernel[2])]
+    return length, shifts
+
+
+def _valid_view(wide, out, hp, wp):
+    """The (N, K, O, P, Q) valid positions of a flattened wide output (a strided view)."""
+    o_, p_, q_ = out
+    it = wide.itemsize
+    return np.lib.stride_tricks.as_strided(wide, shape=wide.shape[:2] + tuple(out),
+                                           strides=wide.strides[:2] + (hp * wp * it, wp * it, it),
+                                           writeable=False)
+
+
+def kn2row_forward(P, x, w, stride, padding, dilation, groups):
+    """Eq. 9.7 read as a sum over kernel taps of 1x1 convolutions: for each tap one batched GEMM
+    W[:, :, tap] (K x C) @ x_pad shifted by the tap (C x L, a strided view of the flattened padded
+    planes, no unfolding), accumulated into an output on the padded-width grid (kn2row-accumulate).
+    Stride 1 only; the Wp - Q extra columns per row are computed and dropped."""
+    nd = x.ndim - 2
+    n, k, cg = x.shape[0], w.shape[0], w.shape[1]
+    kg = k // groups
+    x5, w5 = as5(x), as5(w)
+    ks, dl, pads = w5.shape[2:], t3(dilation, 1), p3(padding)
+    out = output_size(x5.shape[2:], ks, (1, 1, 1), pads, dl)
+    xp = padded(P, x5, pads)
+    hp, wp = xp.shape[3], xp.shape[4]
+    length, shifts = _kn2row_geometry(xp.shape, out, ks, dl)
+    xf = xp.reshape(xp.shape[0], xp.shape[1], -1)
+    yw = np.empty((n, k, length), dtype=x.dtype)
+    taps = w5.reshape(k, cg, -1)
+    for i, sh in enumerate(shifts):
+        wt = np.ascontiguousarray(taps[:, :, i])
+        for g in range(groups):
+            batched_gemm(wt[g * kg:(g + 1) * kg], xf[:, g * cg:(g + 1) * cg, sh:sh + length],
+                         out=yw[:, g * kg:(g + 1) * kg], beta=0.0 if i == 0 else 1.0)
+    y = np.ascontiguousarray(_valid_view(yw, out, hp, wp))
+    return y.reshape((n, k) + tuple(out[3 - nd:]))
+
+
+def kn2row_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
+    dyc, wt, pads = bwd_data_as_forward(dy, w, x_shape, padding, dilation, groups)
+    return kn2row_forward(P, dyc, wt, stride, pads, dilation, groups)
+
+
+def kn2row_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups):
+    """dw[:, :, tap] = sum_n dy_n (K x L, zeros off the valid grid) @ x_pad shifted by the tap^T (eq. "
+      "9.11)."""
+    n, k, cg = x.shape[0], w_shape[0], w_shape[1]
+    kg = k // groups
+    x5, dy5 = as5(x), as5(dy)
+    ks, dl, pads = t3(w_shape[2:], 1), t3(dilation, 1), p3(padding)
+    out = dy5.shape[2:]
+    xp = padded(P, x5, pads)
+    hp, wp = xp.shape[3], xp.shape[4]
+    length, shifts = _kn2row_geometry(xp.shape, out, ks, dl)
+    xf = xp.reshape(xp.shape[0], xp.shape[1], -1)
+    dyw = np.zeros((n, k, length), dtype=x.dtype)
+    np.lib.stride_tricks.as_strided(dyw, shape=dyw.shape[:2] + tuple(out),
+                                    strides=dyw.strides[:2] + (hp * wp * dyw.itemsize, wp * dyw.itemsize,
+                                                               dyw.itemsize))[...] = dy5
+    dw = np.empty((k, cg, len(shifts)), dtype=x.dtype)
+    part = np.empty((n, kg, cg), dtype=x.dtype)
+    for i, sh in enumerate(shifts):
+        for g in range(groups):
+            xv = xf[:, g * cg:(g + 1) * cg, sh:sh + length].transpose(0, 2, 1)
+            batched_gemm(dyw[:, g * kg:(g + 1) * kg], xv, out=part)
+            dw[g * kg:(g + 1) * kg, :, i] = part.sum(axis=0)
     return dw.reshape(w_shape)
 
 
@@ -533,6 +613,15 @@ def check_1x1(nd):
     return check
 
 
+def check_unit_stride(nd):
+    def check(**params):
+        g = _geometry(nd, params)
+        if any(v != 1 for v in g.stride):
+            return f"kn2row requires stride 1, got {g.stride}"
+        return None
+    return check
+
+
 def check_winograd(m):
     def check(**params):
         g = _geometry(2, params)
@@ -604,6 +693,22 @@ def register_family(backend: str, P: SimpleNamespace, origin: str) -> None:
             f"{d}: 1x1 data gradient as GEMM{gemm_note}")
         reg(op + "_backward_weight", "gemm1x1", bw_im2col, "1x1 kernel", c1, gemm_extra,
             f"{d}: 1x1 kernel gradient as GEMM{gemm_note}")
+        def fwd_kn(x, w, stride, padding, dilation, groups):
+            return kn2row_forward(P, x, w, stride, padding, dilation, groups)
+
+        def bd_kn(dy, w, x_shape, stride, padding, dilation, groups):
+            return kn2row_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups)
+
+        def bw_kn(x, dy, w_shape, stride, padding, dilation, groups):
+            return kn2row_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups)
+
+        cs = check_unit_stride(nd)
+        reg(op, "kn2row", fwd_kn, "stride 1", cs, gemm_extra,
+            f"{d}: sum over taps of GEMMs on shifted views of the padded input{gemm_note}")
+        reg(op + "_backward_data", "kn2row", bd_kn, "stride 1", cs, gemm_extra,
+            f"{d}: kn2row on the transposed problem{gemm_note}")
+        reg(op + "_backward_weight", "kn2row", bw_kn, "stride 1", cs, gemm_extra,
+            f"{d}: per tap, dy times the shifted input transposed{gemm_note}")
         reg(op, "fft", fwd_fft, "any (stride > 1 computes the unit-stride result and subsamples)",
             note=f"{d}: FFT (scipy.fft) + per-frequency channel products (9.8)")
         reg(op + "_backward_data", "fft", bd_fft, "any", note=f"{d}: FFT of upsampled dy times kernel")

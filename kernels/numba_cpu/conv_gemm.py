@@ -41,10 +41,14 @@ def gemm(a, b, out=None, beta=0.0, trans_a=False, trans_b=False):
     return out
 
 
-def batched_gemm(a, b, out=None):
-    """out[i] = a[i] @ b[i] for (batch, m, k) x (batch, k, n) (a 2-D operand is shared); returns out."""
+def batched_gemm(a, b, out=None, beta=0.0):
+    """out[i] = a[i] @ b[i] + beta * out[i] for (batch, m, k) x (batch, k, n) (a 2-D operand is shared);
+    any strides; returns out."""
     if _cy_batched_gemm is not None:
-        return _cy_batched_gemm(a, b, out)
+        return _cy_batched_gemm(a, b, out, 1.0, beta if out is not None else 0.0)
     if out is None:
         return np.matmul(a, b)
-    return np.matmul(a, b, out=out)
+    if beta == 0.0:
+        return np.matmul(a, b, out=out)
+    out += np.matmul(a, b)
+    return out
