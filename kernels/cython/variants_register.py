@@ -11,7 +11,7 @@ from dlbench.kernels.cython import variants_bn as _bn
 from dlbench.kernels.cython import variants_conv as _conv
 from dlbench.kernels.cython import variants_pool as _pool
 from dlbench.kernels.numba_cpu import pool, tiled
-from dlbench.kernels.reference.batchnorm import backward_coefficients, forward_coefficients, statistics
+from dlbench.kernels.reference.batchnorm import backward_driver, forward_driver
 
 from dlbench.registry import register_kernel
 
@@ -82,19 +82,10 @@ def _apply(u, v, a, b, sv, d):
 @register_kernel("batch_norm", "direct", "cython")
 def batch_norm(x3, gamma, beta, mean, var, training, eps):
     """Eq. 8.35-8.37: one statistics pass (training) and one normalising pass; returns (y, mean, var)."""
-    if training:
-        shift = np.ascontiguousarray(x3[0, :, 0])
-        s1, s2 = _reduce(x3, x3, shift, shift)
-        mean, var = statistics(s1, s2, shift, x3.shape[0] * x3.shape[2], x3.dtype)
-    a, b, d = forward_coefficients(gamma, beta, var, eps, x3.dtype)
-    return _apply(x3, x3, a, b, np.asarray(mean, x3.dtype), d), mean, var
+    return forward_driver(x3, gamma, beta, mean, var, training, eps, _reduce, _apply)
 
 
 @register_kernel("batch_norm_backward", "direct", "cython")
 def batch_norm_backward(dy3, x3, gamma, mean, invstd, training):
     """One reduction pass (sum dy, sum dy (x - mu)) and one pass computing dx; returns (dx, dgamma, dbeta)."""
-    zero = np.zeros(x3.shape[1], x3.dtype)
-    s1, s2 = _reduce(dy3, x3, zero, mean)
-    a, b, d, dgamma, dbeta = backward_coefficients(s1, s2, gamma, invstd, training,
-                                                   x3.shape[0] * x3.shape[2], x3.dtype)
-    return _apply(dy3, x3, a, b, mean, d), dgamma, dbeta
+    return backward_driver(dy3, x3, gamma, mean, invstd, training, _reduce, _apply)

@@ -3,10 +3,11 @@
 Both directions are one per-channel reduction followed by one per-channel affine map:
 
 - reduce: s1[c] = sum (u - su[c]), s2[c] = sum (u - su[c]) (v - sv[c]), float64 accumulators;
-  forward: u = v = x shifted by its first value per channel (mean and variance without
-  cancellation), backward: u = dy, v = x, sv = mu (sum dy and sum dy (x - mu));
-- apply: out = a[c] u + b[c] (v - sv[c]) + d[c]; forward y = gamma invstd (x - mu) + beta,
-  backward dx = gamma invstd dy - gamma invstd^3 s2/m (x - mu) - gamma invstd s1/m.
+  forward: u = v = x shifted by K = its first value per channel (mean and variance without
+  cancellation), backward: u = dy, v = x, sv = K (sum dy and sum dy (x - K));
+- apply: out = a[c] u + b[c] (v - K[c]) + d[c]; forward y = gamma invstd (x - mu) + beta,
+  backward dx = gamma invstd dy - gamma invstd^3 s2/m (x - mu) - gamma invstd s1/m, each with
+  x - mu = (x - K) + (K - mu) folded into d in float64 (``dlbench.kernels.reference.batchnorm``).
 
 Convolutional (N, C, L) input runs parallel over channels (reduce) and over the N*C maps (apply);
 dense (N, D) input (L = 1) runs parallel over blocks of columns and vectorises along D.
@@ -14,7 +15,7 @@ dense (N, D) input (L = 1) runs parallel over blocks of columns and vectorises a
 
 import numba as nb
 import numpy as np
-from dlbench.kernels.reference.batchnorm import backward_coefficients, forward_coefficients, statistics
+from dlbench.kernels.reference.batchnorm import backward_driver, forward_driver
 
 from dlbench.registry import register_kernel
 
@@ -118,19 +119,10 @@ def _apply(u, v, a, b, sv, d):
 @register_kernel("batch_norm", "direct", "numba")
 def batch_norm(x3, gamma, beta, mean, var, training, eps):
     """Eq. 8.35-8.37: one statistics pass (training) and one normalising pass; returns (y, mean, var)."""
-    if training:
-        shift = np.ascontiguousarray(x3[0, :, 0])
-        s1, s2 = _reduce(x3, x3, shift, shift)
-        mean, var = statistics(s1, s2, shift, x3.shape[0] * x3.shape[2], x3.dtype)
-    a, b, d = forward_coefficients(gamma, beta, var, eps, x3.dtype)
-    return _apply(x3, x3, a, b, np.asarray(mean, x3.dtype), d), mean, var
+    return forward_driver(x3, gamma, beta, mean, var, training, eps, _reduce, _apply)
 
 
 @register_kernel("batch_norm_backward", "direct", "numba")
 def batch_norm_backward(dy3, x3, gamma, mean, invstd, training):
     """One reduction pass (sum dy, sum dy (x - mu)) and one pass computing dx; returns (dx, dgamma, dbeta)."""
-    zero = np.zeros(x3.shape[1], x3.dtype)
-    s1, s2 = _reduce(dy3, x3, zero, mean)
-    a, b, d, dgamma, dbeta = backward_coefficients(s1, s2, gamma, invstd, training,
-                                                   x3.shape[0] * x3.shape[2], x3.dtype)
-    return _apply(dy3, x3, a, b, mean, d), dgamma, dbeta
+    return backward_driver(dy3, x3, gamma, mean, invstd, training, _reduce, _apply)

@@ -1,6 +1,7 @@
 """NumPy reference batch normalization (eq. 8.35-8.37) on (N, C, L) views.
 
-Statistics are accumulated in float64 and returned in the input's dtype.
+Everything is computed in float64 and returned in the input's dtype (the most accurate float32
+answer the compiled kernels are held to).
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ def batch_norm(x3, gamma, beta, mean, var, training, eps):
     training: mu (eq. 8.36) and the biased variance (eq. 8.37) over axes 0 and 2; otherwise the
     given (running) mean and var.
     """
+    x64 = x3.astype(np.float64)
     if training:
-        x64 = x3.astype(np.float64)
         mean = x64.mean(axis=(0, 2))
         var = ((x64 - mean[:, None]) ** 2).mean(axis=(0, 2))
+    mean = np.asarray(mean, np.float64)
     invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
-    scale = gamma * invstd
-    shift = beta - np.asarray(mean, np.float64) * scale
-    y = x3 * scale.astype(x3.dtype)[:, None] + shift.astype(x3.dtype)[:, None]
-    return y, np.asarray(mean, x3.dtype), np.asarray(var, x3.dtype)
+    scale = np.asarray(gamma, np.float64) * invstd
+    y = (x64 - mean[:, None]) * scale[:, None] + np.asarray(beta, np.float64)[:, None]
+    return y.astype(x3.dtype), mean.astype(x3.dtype), np.asarray(var, x3.dtype)
 
 
 @register_kernel("batch_norm_backward", "direct", "numpy")
@@ -45,33 +46,48 @@ def batch_norm_backward(dy3, x3, gamma, mean, invstd, training):
     return dx.astype(dt), dgamma.astype(dt), dbeta.astype(dt)
 
 
-# ---------------------------------------------------------------- helpers shared by the compiled backends
-# The compiled kernels reduce s1 = sum(u - su), s2 = sum((u - su)(v - sv)) per channel and apply
-# out = a u + b (v - sv) + d; these O(C) helpers turn sums into statistics and coefficients.
+# ---------------------------------------------------------------- drivers shared by the compiled backends
+# The compiled kernels supply two passes on (N, C, L) arrays: reduce(u, v, su, sv) -> (s1, s2) with
+# s1 = sum(u - su), s2 = sum((u - su)(v - sv)) per channel (float64), and apply(u, v, a, b, sv, d)
+# -> a u + b (v - sv) + d. Differences are always taken against K = x[0, c, 0], a value of the
+# data: x - K loses nothing to a rounded mean, and the O(C) coefficients are formed in float64.
 
-def statistics(s1, s2, shift, m, dtype):
-    """(mean, biased var) from the sums of x - K and (x - K)^2 with K = ``shift`` (eq. 8.36, 8.37)."""
-    d = s1 / m
-    mean = np.asarray(shift, np.float64) + d
-    var = np.maximum(s2 / m - d * d, 0.0)
-    return mean.astype(dtype), var.astype(dtype)
-
-
-def forward_coefficients(gamma, beta, var, eps, dtype):
-    """y = gamma invstd (x - mu) + beta as (a, b, d) = (0, gamma invstd, beta)."""
-    invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
-    return np.zeros(len(gamma), dtype), (gamma * invstd).astype(dtype), np.asarray(beta, dtype)
-
-
-def backward_coefficients(s1, s2, gamma, invstd, training, m, dtype):
-    """From s1 = sum dy and s2 = sum dy (x - mu): dx = a dy + b (x - mu) + d, dgamma, dbeta."""
-    inv = np.asarray(invstd, np.float64)
-    g = np.asarray(gamma, np.float64)
-    a = g * inv
+def forward_driver(x3, gamma, beta, mean, var, training, eps, reduce, apply):
+    """Eq. 8.35-8.37 with two passes: statistics (training) and y = gamma invstd (x - K) + d."""
+    dt = x3.dtype
+    shift = np.ascontiguousarray(x3[0, :, 0])
+    k64 = shift.astype(np.float64)
     if training:
-        b = -g * inv ** 3 * s2 / m
-        d = -a * s1 / m
+        m = x3.shape[0] * x3.shape[2]
+        s1, s2 = reduce(x3, x3, shift, shift)
+        dmean = s1 / m
+        mean64 = k64 + dmean
+        var64 = np.maximum(s2 / m - dmean * dmean, 0.0)
+    else:
+        mean64 = np.asarray(mean, np.float64)
+        var64 = np.asarray(var, np.float64)
+    b = np.asarray(gamma, np.float64) / np.sqrt(var64 + eps)
+    d = np.asarray(beta, np.float64) + b * (k64 - mean64)
+    y = apply(x3, x3, np.zeros(len(b), dt), b.astype(dt), shift, d.astype(dt))
+    return y, mean64.astype(dt), var64.astype(dt)
+
+
+def backward_driver(dy3, x3, gamma, mean, invstd, training, reduce, apply):
+    """From s1 = sum dy and s2 = sum dy (x - mu) (eq. 8.35-8.37 backward through mu and sigma):
+    dx = a dy + b (x - K) + d, dgamma = s2 invstd, dbeta = s1."""
+    dt = x3.dtype
+    shift = np.ascontiguousarray(x3[0, :, 0])
+    k_mu = shift.astype(np.float64) - np.asarray(mean, np.float64)
+    s1, s2k = reduce(dy3, x3, np.zeros(len(shift), dt), shift)
+    s2 = s2k + k_mu * s1                      # sum dy (x - mu) = sum dy (x - K) + (K - mu) sum dy
+    inv = np.asarray(invstd, np.float64)
+    a = np.asarray(gamma, np.float64) * inv
+    if training:
+        m = x3.shape[0] * x3.shape[2]
+        b = -a * inv * inv * s2 / m
+        d = -a * s1 / m + b * k_mu
     else:
         b = np.zeros_like(a)
         d = np.zeros_like(a)
-    return a.astype(dtype), b.astype(dtype), d.astype(dtype), (s2 * inv).astype(dtype), s1.astype(dtype)
+    dx = apply(dy3, x3, a.astype(dt), b.astype(dt), shift, d.astype(dt))
+    return dx, (s2 * inv).astype(dt), s1.astype(dt)
