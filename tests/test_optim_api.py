@@ -63,6 +63,8 @@ def test_mismatched_params_and_grads(backend):
         opt.init([np.zeros((4, 4), np.float32)[:, ::2]])
     with pytest.raises(ValueError, match="other parameters"):
         opt.step(ps[:1], [np.zeros((3, 5), np.float32)], st)
+    with pytest.raises(ValueError, match="other parameters"):
+        opt.step([p.astype(np.float64) for p in ps], [np.zeros(p.shape) for p in ps], st)
     with pytest.raises(ValueError, match="not made by"):
         opt.step(ps, [np.zeros_like(p) for p in ps], {})
     assert st["step"] == 0

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from dlbench.optim.arrays import FLOAT_DTYPES, as_list, check_param, flat_view, zeros_like
+from dlbench.optim.arrays import as_list, check_param, flat_view, zeros_like
 from dlbench.optim.schedules import as_schedule
 from dlbench.registry import get_kernel
 
@@ -115,7 +115,7 @@ class Optimizer:
             raise ValueError("no parameter arrays given")
         for p in ps:
             check_param(p)
-        state = {"step": 0, "shapes": [tuple(p.shape) for p in ps]}
+        state = {"step": 0, "shapes": [tuple(p.shape) for p in ps], "dtypes": [np.dtype(p.dtype) for p in ps]}
         for name in self.state_names:
             state[name] = [zeros_like(p, self._fill(name)) for p in ps]
         # flat 1-D views of each parameter's state arrays, made once (what the kernels take)
@@ -160,7 +160,7 @@ class Optimizer:
         """
         ps = params if isinstance(params, (list, tuple)) else (params,)
         flats = self._state_views(ps, state)
-        shapes = state["shapes"]
+        shapes, dtypes = state["shapes"], state["dtypes"]
         k = state["step"]
         lr = self.schedule(k)
         if callable(grads):
@@ -171,7 +171,7 @@ class Optimizer:
         pf, gf = [], []
         for i, (p, g) in enumerate(zip(ps, gs)):
             if (type(p) is np.ndarray and type(g) is np.ndarray and p.shape == shapes[i] == g.shape
-                    and p.dtype == g.dtype and p.dtype in FLOAT_DTYPES and p.flags.c_contiguous
+                    and p.dtype == g.dtype == dtypes[i] and p.flags.c_contiguous
                     and g.flags.c_contiguous and p.flags.writeable):
                 pf.append(p.reshape(-1))            # the fast path: checked, flat views, no copies
                 gf.append(g.reshape(-1))
@@ -181,8 +181,8 @@ class Optimizer:
             if tuple(p.shape) != tuple(g.shape) or np.dtype(p.dtype) != np.dtype(g.dtype):
                 raise ValueError(f"param {i} ({tuple(p.shape)}, {np.dtype(p.dtype)}) and its gradient "
                                  f"({tuple(g.shape)}, {np.dtype(g.dtype)}) differ in shape or dtype")
-            if tuple(p.shape) != shapes[i]:
-                raise ValueError("state was made for other parameters (different shapes); call init")
+            if tuple(p.shape) != shapes[i] or np.dtype(p.dtype) != dtypes[i]:
+                raise ValueError("state was made for other parameters (other shapes or dtypes); call init")
             pf.append(flat_view(p))
             gf.append(flat_view(np.ascontiguousarray(g) if isinstance(g, np.ndarray) else g))
         gkw = {"wd": self.weight_decay, "gscale": self._grad_scale(gf),
