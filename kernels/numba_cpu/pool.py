@@ -5,7 +5,9 @@ Every pooling here is separable over a rectangle of rows [hs, he) x columns [ws,
 rows into one contiguous row buffer (max, weighted sum, or sum of squares; vectorised), then a
 horizontal pass reduces each window's columns of the buffer. The Gaussian weight
 exp(-(dr^2 + dc^2) / 2 sigma^2) factorises into row and column weights, and so does its
-normaliser over the in-input positions. Parallel over the (N * C) feature maps.
+normaliser over the in-input positions. Parallel over the (N * C) feature maps: the two big
+kernels are serial ``nogil`` functions over ranges of maps run by ``parallel_jobs`` (a prange
+around these loop nests costs about four times the JIT time); the small ones use prange.
 
 The backward of the weighted sums and of the L2 norm is separable the same way (a horizontal
 scatter into a row buffer, then vertical axpys); max routes dy to the first maximum (row-major)
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+from dlbench.kernels.numba_cpu.conv import parallel_jobs
 from dlbench.kernels.reference.pool import PoolPlan, adaptive_plan, region_plan
 
 from dlbench.registry import register_kernel
@@ -47,92 +50,90 @@ def _wsum(w, v, c0, n, weighted=True):
     return (a0 + a1) + (a2 + a3)
 
 
-@nb.njit(parallel=True, cache=True)
-def _forward(x, y, idx, want_idx, hs, he, ws, we, wr, wc, code, nch):
+@nb.njit(nogil=True, cache=True)
+def _forward(p0, p1, x, y, idx, want_idx, hs, he, ws, we, wr, wc, code):
     """x (P, H, W) -> y (P, Ho, Wo); code 0 max, 1 weighted sum (wr x wc), 2 L2 norm.
 
     max with ``want_idx`` also writes idx[p, oy, ox] = r * W + c of the first maximum in row-major
-    order (the separable argmax of ``_backward``). Parallel over ``nch`` chunks of feature maps (a
-    row buffer per chunk, not per map)."""
+    order (the separable argmax of ``_backward``). Maps [p0, p1) (one row buffer for the range)."""
     P, H, W = x.shape
     Ho, Wo = y.shape[1], y.shape[2]
-    for ch in nb.prange(nch):
-        v = np.empty(W, x.dtype)
-        rows = np.empty(W, x.dtype)
-        for p in range(ch * P // nch, (ch + 1) * P // nch):
-            xp = x[p]
-            yp = y[p]
-            for oy in range(Ho):
-                r0 = hs[oy]
-                r1 = he[oy]
-                yr = yp[oy]
-                row = xp[r0]
-                if code == 0 and want_idx:
-                    ir = idx[p, oy]
-                    fr = x.dtype.type(r0)
+    v = np.empty(W, x.dtype)
+    rows = np.empty(W, x.dtype)
+    for p in range(p0, p1):
+        xp = x[p]
+        yp = y[p]
+        for oy in range(Ho):
+            r0 = hs[oy]
+            r1 = he[oy]
+            yr = yp[oy]
+            row = xp[r0]
+            if code == 0 and want_idx:
+                ir = idx[p, oy]
+                fr = x.dtype.type(r0)
+                for c in range(W):
+                    v[c] = row[c]
+                    rows[c] = fr
+                for r in range(r0 + 1, r1):
+                    row = xp[r]
+                    fr = x.dtype.type(r)
                     for c in range(W):
-                        v[c] = row[c]
-                        rows[c] = fr
-                    for r in range(r0 + 1, r1):
-                        row = xp[r]
-                        fr = x.dtype.type(r)
-                        for c in range(W):
-                            a = row[c]
-                            gt = a > v[c]
-                            v[c] = a if gt else v[c]
-                            rows[c] = fr if gt else rows[c]
-                    for ox in range(Wo):
-                        bc = ws[ox]
-                        m = v[bc]
-                        br = rows[bc]
-                        for c in range(bc + 1, we[ox]):
-                            hc = v[c]
-                            rc = rows[c]
-                            take = (hc > m) | ((hc == m) & (rc < br))
-                            m = hc if take else m
-                            br = rc if take else br
-                            bc = c if take else bc
-                        yr[ox] = m
-                        ir[ox] = int(br) * W + bc
-                elif code == 0:
+                        a = row[c]
+                        gt = a > v[c]
+                        v[c] = a if gt else v[c]
+                        rows[c] = fr if gt else rows[c]
+                for ox in range(Wo):
+                    bc = ws[ox]
+                    m = v[bc]
+                    br = rows[bc]
+                    for c in range(bc + 1, we[ox]):
+                        hc = v[c]
+                        rc = rows[c]
+                        take = (hc > m) | ((hc == m) & (rc < br))
+                        m = hc if take else m
+                        br = rc if take else br
+                        bc = c if take else bc
+                    yr[ox] = m
+                    ir[ox] = int(br) * W + bc
+            elif code == 0:
+                for c in range(W):
+                    v[c] = row[c]
+                for r in range(r0 + 1, r1):
+                    row = xp[r]
                     for c in range(W):
-                        v[c] = row[c]
-                    for r in range(r0 + 1, r1):
-                        row = xp[r]
-                        for c in range(W):
-                            a = row[c]
-                            v[c] = a if a > v[c] else v[c]
-                    for ox in range(Wo):
-                        c0 = ws[ox]
-                        m = v[c0]
-                        for c in range(c0 + 1, we[ox]):
-                            m = v[c] if v[c] > m else m
-                        yr[ox] = m
-                elif code == 1:
-                    a = wr[oy, 0]
+                        a = row[c]
+                        v[c] = a if a > v[c] else v[c]
+                for ox in range(Wo):
+                    c0 = ws[ox]
+                    m = v[c0]
+                    for c in range(c0 + 1, we[ox]):
+                        m = v[c] if v[c] > m else m
+                    yr[ox] = m
+            elif code == 1:
+                a = wr[oy, 0]
+                for c in range(W):
+                    v[c] = a * row[c]
+                for r in range(r0 + 1, r1):
+                    a = wr[oy, r - r0]
+                    row = xp[r]
                     for c in range(W):
-                        v[c] = a * row[c]
-                    for r in range(r0 + 1, r1):
-                        a = wr[oy, r - r0]
-                        row = xp[r]
-                        for c in range(W):
-                            v[c] += a * row[c]
-                    for ox in range(Wo):
-                        yr[ox] = _wsum(wc[ox], v, ws[ox], we[ox] - ws[ox])
-                else:
+                        v[c] += a * row[c]
+                for ox in range(Wo):
+                    yr[ox] = _wsum(wc[ox], v, ws[ox], we[ox] - ws[ox])
+            else:
+                for c in range(W):
+                    v[c] = row[c] * row[c]
+                for r in range(r0 + 1, r1):
+                    row = xp[r]
                     for c in range(W):
-                        v[c] = row[c] * row[c]
-                    for r in range(r0 + 1, r1):
-                        row = xp[r]
-                        for c in range(W):
-                            v[c] += row[c] * row[c]
-                    for ox in range(Wo):
-                        yr[ox] = np.sqrt(_wsum(wc[ox], v, ws[ox], we[ox] - ws[ox], False))
+                        v[c] += row[c] * row[c]
+                for ox in range(Wo):
+                    yr[ox] = np.sqrt(_wsum(wc[ox], v, ws[ox], we[ox] - ws[ox], False))
 
 
-@nb.njit(parallel=True, cache=True)
-def _backward(x, y, dy, dx, hs, he, ws, we, wr, wc, code, nch):
-    """dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only.
+@nb.njit(nogil=True, cache=True)
+def _backward(p0, p1, x, y, dy, dx, hs, he, ws, we, wr, wc, code):
+    """Maps [p0, p1) of dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only.
 
     max: per output row, a vertical pass keeps each column's maximum and the first row holding
     it; the horizontal pass picks, among the window's columns holding the window maximum, the
@@ -140,71 +141,70 @@ def _backward(x, y, dy, dx, hs, he, ws, we, wr, wc, code, nch):
     selects: the comparisons are data dependent)."""
     P, H, W = x.shape
     Ho, Wo = dy.shape[1], dy.shape[2]
-    for ch in nb.prange(nch):
-        h = np.empty(W, x.dtype)
-        rows = np.empty(W, x.dtype)      # row of each column's maximum (exact in float for H < 2^24)
-        for p in range(ch * P // nch, (ch + 1) * P // nch):
-            xp = x[p]
-            dxp = dx[p]
-            dyp = dy[p]
-            for r in range(H):
-                dr = dxp[r]
+    h = np.empty(W, x.dtype)
+    rows = np.empty(W, x.dtype)      # row of each column's maximum (exact in float for H < 2^24)
+    for p in range(p0, p1):
+        xp = x[p]
+        dxp = dx[p]
+        dyp = dy[p]
+        for r in range(H):
+            dr = dxp[r]
+            for c in range(W):
+                dr[c] = 0
+        for oy in range(Ho):
+            r0 = hs[oy]
+            gy = dyp[oy]
+            if code == 0:
+                row = xp[r0]
+                fr = x.dtype.type(r0)
                 for c in range(W):
-                    dr[c] = 0
-            for oy in range(Ho):
-                r0 = hs[oy]
-                gy = dyp[oy]
-                if code == 0:
-                    row = xp[r0]
-                    fr = x.dtype.type(r0)
+                    h[c] = row[c]
+                    rows[c] = fr
+                for r in range(r0 + 1, he[oy]):
+                    row = xp[r]
+                    fr = x.dtype.type(r)
                     for c in range(W):
-                        h[c] = row[c]
-                        rows[c] = fr
-                    for r in range(r0 + 1, he[oy]):
-                        row = xp[r]
-                        fr = x.dtype.type(r)
-                        for c in range(W):
-                            a = row[c]
-                            gt = a > h[c]
-                            h[c] = a if gt else h[c]
-                            rows[c] = fr if gt else rows[c]
-                    for ox in range(Wo):
-                        bc = ws[ox]
-                        m = h[bc]
-                        br = rows[bc]
-                        for c in range(bc + 1, we[ox]):
-                            hc = h[c]
-                            rc = rows[c]
-                            take = (hc > m) | ((hc == m) & (rc < br))
-                            m = hc if take else m
-                            br = rc if take else br
-                            bc = c if take else bc
-                        dxp[int(br), bc] += gy[ox]
-                    continue
-                for c in range(W):
-                    h[c] = 0
+                        a = row[c]
+                        gt = a > h[c]
+                        h[c] = a if gt else h[c]
+                        rows[c] = fr if gt else rows[c]
                 for ox in range(Wo):
-                    g = gy[ox]
-                    c0 = ws[ox]
-                    if code == 1:
-                        wo = wc[ox]
-                        for c in range(c0, we[ox]):
-                            h[c] += g * wo[c - c0]
-                    else:
-                        yv = y[p, oy, ox]
-                        g = g / yv if yv != 0 else g * 0
-                        for c in range(c0, we[ox]):
-                            h[c] += g
-                for r in range(r0, he[oy]):
-                    dr = dxp[r]
-                    if code == 1:
-                        a = wr[oy, r - r0]
-                        for c in range(W):
-                            dr[c] += a * h[c]
-                    else:
-                        row = xp[r]
-                        for c in range(W):
-                            dr[c] += row[c] * h[c]
+                    bc = ws[ox]
+                    m = h[bc]
+                    br = rows[bc]
+                    for c in range(bc + 1, we[ox]):
+                        hc = h[c]
+                        rc = rows[c]
+                        take = (hc > m) | ((hc == m) & (rc < br))
+                        m = hc if take else m
+                        br = rc if take else br
+                        bc = c if take else bc
+                    dxp[int(br), bc] += gy[ox]
+                continue
+            for c in range(W):
+                h[c] = 0
+            for ox in range(Wo):
+                g = gy[ox]
+                c0 = ws[ox]
+                if code == 1:
+                    wo = wc[ox]
+                    for c in range(c0, we[ox]):
+                        h[c] += g * wo[c - c0]
+                else:
+                    yv = y[p, oy, ox]
+                    g = g / yv if yv != 0 else g * 0
+                    for c in range(c0, we[ox]):
+                        h[c] += g
+            for r in range(r0, he[oy]):
+                dr = dxp[r]
+                if code == 1:
+                    a = wr[oy, r - r0]
+                    for c in range(W):
+                        dr[c] += a * h[c]
+                else:
+                    row = xp[r]
+                    for c in range(W):
+                        dr[c] += row[c] * h[c]
 
 
 @nb.njit(parallel=True, cache=True)
@@ -263,8 +263,11 @@ def run_forward(x3, plan, out, core=None, return_indices=False):
     (max only), with a compiled forward core (default: Numba's)."""
     y = np.empty((x3.shape[0],) + tuple(out), x3.dtype)
     idx = np.empty(y.shape, np.int64) if return_indices else _NO_IDX
-    (core or _forward)(x3, y, idx, bool(return_indices), plan.hs, plan.he, plan.ws, plan.we, plan.wr, plan.wc,
-                       plan.code, chunks(x3.shape[0]))
+    args = (x3, y, idx, bool(return_indices), plan.hs, plan.he, plan.ws, plan.we, plan.wr, plan.wc, plan.code)
+    if core is None:
+        parallel_jobs(_forward, x3.shape[0], *args)
+    else:
+        core(*args)
     return (y, idx) if return_indices else y
 
 
@@ -276,8 +279,12 @@ def run_backward(dy3, x3, y3, plan, core=None, indices=None, scatter=None):
         p = x3.shape[0]
         (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1), chunks(p))
         return dx
-    (core or _backward)(x3, dy3 if y3 is None else y3, dy3, dx, plan.hs, plan.he, plan.ws, plan.we, plan.wr,
-                        plan.wc, plan.code, chunks(x3.shape[0]))
+    args = (x3, dy3 if y3 is None else y3, dy3, dx, plan.hs, plan.he, plan.ws, plan.we, plan.wr, plan.wc,
+            plan.code)
+    if core is None:
+        parallel_jobs(_backward, x3.shape[0], *args)
+    else:
+        core(*args)
     return dx
 
 
