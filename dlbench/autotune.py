@@ -30,6 +30,7 @@ SLOWER_STOP = 2.0       # candidates this much slower than the best after a roun
 BUDGET = 3.0            # seconds of timed rounds per problem (after the warm-up calls)
 
 _memory: dict[str, dict] = {}
+_keys: dict[tuple, str] = {}
 _disk_loaded = False
 _last: dict[str, dict] = {}
 _last_any: dict | None = None
@@ -95,6 +96,12 @@ def _lookup(key: str) -> dict | None:
     return None
 
 
+def _current_threads() -> int:
+    from dlbench.threads import current_threads
+
+    return current_threads()
+
+
 def _remember(op: str, record: dict) -> None:
     global _last_any
     _last[op] = record
@@ -114,7 +121,10 @@ def choose(op: str, backend: str, dtype: str, params: dict, candidates: Sequence
     if not candidates:
         raise ValueError(f"no kernel of {op!r} on backend {backend!r} can run these parameters")
     by_alg = {k.algorithm: k for k in candidates}
-    key = problem_key(op, backend, dtype, params, candidates)
+    memo = (op, backend, dtype, repr(params), tuple(by_alg), _current_threads())
+    key = _keys.get(memo)
+    if key is None:
+        key = _keys[memo] = problem_key(op, backend, dtype, params, candidates)
     rec = _lookup(key)
     if rec is not None and rec.get("algorithm") in by_alg:
         _remember(op, {**rec, "source": "cache"})
@@ -194,6 +204,7 @@ def clear_cache(disk: bool = True) -> None:
     """Forget every choice (in this process, and on disk unless ``disk=False``)."""
     global _disk_loaded, _last_any
     _memory.clear()
+    _keys.clear()
     _last.clear()
     _last_any = None
     _disk_loaded = False

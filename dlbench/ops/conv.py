@@ -45,6 +45,7 @@ SPATIAL = {1: ("W",), 2: ("H", "W"), 3: ("D", "H", "W")}
 KERNEL = {1: ("S",), 2: ("R", "S"), 3: ("T", "R", "S")}
 FORWARD_OPS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
 AUTO_EXCLUDE = {"separable"}       # eligibility depends on the kernel values
+_CANDIDATES: dict = {}             # (op, backend, dtype, params, registry size) -> eligible kernels
 
 
 @dataclass(frozen=True)
@@ -172,14 +173,20 @@ def _dispatch(op: str, geom: ConvGeometry, dtype, algorithm: str, backend: str, 
     params = geom.params()
     if algorithm == "auto":
         from dlbench import autotune
+        from dlbench.registry import KERNELS
 
-        kernels = find_kernels(op, backend=backend)
-        if not kernels:
-            get_kernel(op, "auto", backend)  # raises, naming what exists
-        cands = [k for k in kernels if k.algorithm not in AUTO_EXCLUDE and k.applies(dt, **params) is None]
-        if not cands:
-            reasons = "; ".join(f"{k.algorithm}: {k.applies(dt, **params)}" for k in kernels)
-            raise ValueError(f"no {backend} kernel of {op} applies to {params}: {reasons}")
+        memo = (op, backend, dt, repr(params), len(KERNELS))
+        cands = _CANDIDATES.get(memo)
+        if cands is None:
+            kernels = find_kernels(op, backend=backend)
+            if not kernels:
+                get_kernel(op, "auto", backend)  # raises, naming what exists
+            cands = [k for k in kernels
+                     if k.algorithm not in AUTO_EXCLUDE and k.applies(dt, **params) is None]
+            if not cands:
+                reasons = "; ".join(f"{k.algorithm}: {k.applies(dt, **params)}" for k in kernels)
+                raise ValueError(f"no {backend} kernel of {op} applies to {params}: {reasons}")
+            _CANDIDATES[memo] = cands
         kern, out = autotune.choose(op, backend, dt, params, cands, call)
         return out if out is not None else call(kern)
     kern = get_kernel(op, algorithm, backend)

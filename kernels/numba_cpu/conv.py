@@ -38,14 +38,20 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
 
-def parallel_jobs(fn, njobs, *args):
+SERIAL_WORK = 1 << 17   # below about this many element operations a call stays on the calling thread
+
+
+def parallel_jobs(fn, njobs, *args, work=None):
     """Run fn(j0, j1, *args) over the jobs [0, njobs) on numba.get_num_threads() threads.
 
     The range is cut into about four chunks per thread, taken in turn by the pool's threads and
-    the calling thread (dynamic scheduling evens out jobs of unequal cost).
+    the calling thread (dynamic scheduling evens out jobs of unequal cost). ``work`` (element
+    operations, rough) below SERIAL_WORK runs serially: waking a thread costs more than that.
     """
     global _pool, _pool_size
     nt = min(nb.get_num_threads(), njobs)
+    if work is not None and work < SERIAL_WORK:
+        nt = 1
     if nt <= 1:
         if njobs > 0:
             fn(0, njobs, *args)
@@ -103,7 +109,7 @@ def _pad(j0, j1, x, xp, pd, ph, pw):
 
 def pad(x, xp, pd, ph, pw):
     """xp[n, c] = x[n, c] placed at offset (pd, ph, pw), zeros around (section 9.5)."""
-    parallel_jobs(_pad, x.shape[0] * x.shape[1], x, xp, pd, ph, pw)
+    parallel_jobs(_pad, x.shape[0] * x.shape[1], x, xp, pd, ph, pw, work=xp.size)
 
 
 @nb.njit(**JIT)
@@ -156,7 +162,7 @@ def _im2col(j0, j1, x, cols, n0, c0, cg, kt, kr, ks, sd, sh, sw, dd, dh, dw, pd,
 def im2col(x, cols, n0, nb_, c0, cg, kt, kr, ks, sd, sh, sw, dd, dh, dw, pd, ph, pw, o_, p_, q_):
     """cols[(c,t,r,s), (i,o,p,q)] = x[n0+i, c0+c, o*sd+t*dd-pd, p*sh+r*dh-ph, q*sw+s*dw-pw] (0 outside)."""
     parallel_jobs(_im2col, cg * kt * kr * ks * nb_, x, cols, n0, c0, cg, kt, kr, ks, sd, sh, sw, dd, dh, dw,
-                  pd, ph, pw, o_, p_, q_)
+                  pd, ph, pw, o_, p_, q_, work=cg * kt * kr * ks * nb_ * o_ * p_ * q_)
 
 
 @nb.njit(fastmath=FMA, **JIT)
@@ -201,7 +207,7 @@ def _col2im(j0, j1, cols, dx, n0, c0, cg, kt, kr, ks, sd, sh, sw, dd, dh, dw, pd
 def col2im(cols, dx, n0, nb_, c0, cg, kt, kr, ks, sd, sh, sw, dd, dh, dw, pd, ph, pw, o_, p_, q_):
     """The adjoint of im2col: dx[n0+i, c0+c, ...] += every column entry that was read from there."""
     parallel_jobs(_col2im, nb_ * cg, cols, dx, n0, c0, cg, kt, kr, ks, sd, sh, sw, dd, dh, dw, pd, ph, pw,
-                  o_, p_, q_)
+                  o_, p_, q_, work=cg * kt * kr * ks * nb_ * o_ * p_ * q_)
 
 
 @nb.njit(**JIT)
@@ -244,7 +250,8 @@ def _phase_split(j0, j1, x, xs, pd, ph, pw, sd, sh, sw, dq, hq, wq):
 def phase_split(x, xs, pd, ph, pw, sd, sh, sw, dq, hq, wq):
     """xs[n, c, (a,b,e), (i*hq + j)*wq + l] = xpad[n, c, i*sd + a, j*sh + b, l*sw + e] (zeros outside,
     zeros after the block): the padded input cut into its stride phases (see conv_drivers)."""
-    parallel_jobs(_phase_split, x.shape[0] * x.shape[1], x, xs, pd, ph, pw, sd, sh, sw, dq, hq, wq)
+    parallel_jobs(_phase_split, x.shape[0] * x.shape[1], x, xs, pd, ph, pw, sd, sh, sw, dq, hq, wq,
+                  work=xs.size)
 
 
 @nb.njit(**JIT)
@@ -272,7 +279,8 @@ def _phase_merge(j0, j1, xs, x, pd, ph, pw, sd, sh, sw, dq, hq, wq):
 
 def phase_merge(xs, x, pd, ph, pw, sd, sh, sw, dq, hq, wq):
     """The inverse of phase_split (cropping the padding): x[n,c,z,h,w] = xs[..phase.., ..position..]."""
-    parallel_jobs(_phase_merge, x.shape[0] * x.shape[1], xs, x, pd, ph, pw, sd, sh, sw, dq, hq, wq)
+    parallel_jobs(_phase_merge, x.shape[0] * x.shape[1], xs, x, pd, ph, pw, sd, sh, sw, dq, hq, wq,
+                  work=x.size)
 
 
 @nb.njit(fastmath=FMA, **JIT)
@@ -317,7 +325,8 @@ def direct_fwd(xs, wpk, yw, tph, tsh, ostride, kg):
     """
     groups = wpk.shape[0]
     n_, o_, pw_ = yw.shape[0], yw.shape[2], yw.shape[3]
-    parallel_jobs(_direct_fwd, n_ * groups * o_ * ((pw_ + JC - 1) // JC), xs, wpk, yw, tph, tsh, ostride, kg)
+    parallel_jobs(_direct_fwd, n_ * groups * o_ * ((pw_ + JC - 1) // JC), xs, wpk, yw, tph, tsh, ostride, kg,
+                  work=yw.size * wpk.shape[2] * wpk.shape[3])
 
 
 @nb.njit(fastmath=FMA, **JIT)
@@ -354,7 +363,8 @@ def direct_bwd_data(dyw, w3, dxs, tph, tsh, ostride, groups):
     The adjoint of direct_fwd; dyw is dy on the wide grid with zeros in the extra columns; dxs
     (zeroed here) collects the phase planes of the padded input gradient. Jobs: (image, channel).
     """
-    parallel_jobs(_direct_bwd_data, dxs.shape[0] * dxs.shape[1], dyw, w3, dxs, tph, tsh, ostride, groups)
+    parallel_jobs(_direct_bwd_data, dxs.shape[0] * dxs.shape[1], dyw, w3, dxs, tph, tsh, ostride, groups,
+                  work=dyw.size * w3.shape[1] * w3.shape[2])
 
 
 @nb.njit(fastmath=REDUCE, **JIT)
@@ -388,7 +398,8 @@ def direct_bwd_weight(xs, dyw, dw3, tph, tsh, ostride, groups):
     Jobs: (output channel, input channel); long unit-stride dot products (zeros in dyw's extra
     wide columns keep the garbage columns out of the sum).
     """
-    parallel_jobs(_direct_bwd_weight, dw3.shape[0] * dw3.shape[1], xs, dyw, dw3, tph, tsh, ostride, groups)
+    parallel_jobs(_direct_bwd_weight, dw3.shape[0] * dw3.shape[1], xs, dyw, dw3, tph, tsh, ostride, groups,
+                  work=dyw.size * dw3.shape[1] * dw3.shape[2])
 
 
 @nb.njit(**JIT)
@@ -414,7 +425,7 @@ def _nhwc_pad(j0, j1, x, xt, pt, pl, c0):
 
 def nhwc_pad(x, xt, pt, pl, c0):
     """xt[n, h, w, c] = x[n, c0+c, h-pt, w-pl] (zero outside): NCHW -> padded NHWC for Winograd."""
-    parallel_jobs(_nhwc_pad, xt.shape[0] * xt.shape[1], x, xt, pt, pl, c0)
+    parallel_jobs(_nhwc_pad, xt.shape[0] * xt.shape[1], x, xt, pt, pl, c0, work=xt.size)
 
 
 @nb.njit(**JIT)
@@ -440,7 +451,7 @@ def _wino_weight(j0, j1, w, u, k0, gm):
 
 def wino_weight(w, u, k0, gm):
     """u[a*alpha+b, c, k] = (G w[k0+k, c] G^T)[a, b]: the kernel transform of F(m x m, 3x3)."""
-    parallel_jobs(_wino_weight, u.shape[2], w, u, k0, gm)
+    parallel_jobs(_wino_weight, u.shape[2], w, u, k0, gm, work=u.size * 6)
 
 
 @nb.njit(fastmath=FMA, **JIT)
@@ -485,7 +496,7 @@ def wino_in(xt, v, row0, nrows, th, tw, m, bt):
     xt: padded NHWC input; a tile row is (image, ty) = divmod(row, th); the channels are the
     innermost (contiguous) axis, so both transform stages vectorize.
     """
-    parallel_jobs(_wino_in, nrows, xt, v, row0, th, tw, m, bt)
+    parallel_jobs(_wino_in, nrows, xt, v, row0, th, tw, m, bt, work=v.size * 8)
 
 
 @nb.njit(fastmath=FMA, **JIT)
@@ -535,7 +546,7 @@ def _wino_out(j0, j1, mm, y, row0, th, tw, m, at, k0):
 
 def wino_out(mm, y, row0, nrows, th, tw, m, at, k0):
     """y[n, k0+k, ty*m+i, tx*m+j] = (A^T M_t A)[i, j] (cropped at the borders): output transform."""
-    parallel_jobs(_wino_out, nrows, mm, y, row0, th, tw, m, at, k0)
+    parallel_jobs(_wino_out, nrows, mm, y, row0, th, tw, m, at, k0, work=mm.size * 8)
 
 
 @nb.njit(fastmath=REDUCE, **JIT)
@@ -556,7 +567,7 @@ def _cgemm(j0, j1, a, b, out):
 
 def cgemm(a, b, out):
     """out[f] = a[f] @ b[f] for complex (F, m, k) x (F, k, n): the per-frequency channel product."""
-    parallel_jobs(_cgemm, a.shape[0], a, b, out)
+    parallel_jobs(_cgemm, a.shape[0], a, b, out, work=a.size * b.shape[2] * 4)
 
 
 @nb.njit(fastmath=FMA, **JIT)
@@ -605,7 +616,8 @@ def separable(xp, col, row, y, sh, sw, dh, dw, groups):
 
     A row pass (length S) over every padded input row into a buffer, then a column pass (length R).
     """
-    parallel_jobs(_separable, y.shape[0] * y.shape[1], xp, col, row, y, sh, sw, dh, dw, groups)
+    parallel_jobs(_separable, y.shape[0] * y.shape[1], xp, col, row, y, sh, sw, dh, dw, groups,
+                  work=y.size * col.shape[1] * (col.shape[2] + row.shape[2]))
 
 
 PRIMITIVES = SimpleNamespace(pad=pad, im2col=im2col, col2im=col2im, phase_split=phase_split,
