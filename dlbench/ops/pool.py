@@ -134,6 +134,14 @@ def _check_kind(op, kind, kinds):
         raise ValueError(f"{op}: kind must be one of {', '.join(kinds)}, got {kind!r}")
 
 
+def _supports(kern, arg: str, op: str) -> None:
+    """ValueError when a backend's kernel has no ``arg`` (e.g. argmax indices)."""
+    import inspect
+
+    if arg not in inspect.signature(kern.fn).parameters:
+        raise ValueError(f"{op}: {arg} is not supported by the {kern.backend}/{kern.algorithm} kernel")
+
+
 def _check_grad(name, g, shape, dtype):
     g = np.asarray(g)
     if g.shape != tuple(shape):
@@ -201,6 +209,7 @@ def pool2d(x, kind="max", size=2, stride=None, padding=0, ceil_mode=False, sigma
         raise ValueError(f"pool2d: return_indices is for max pooling, not {kind!r}")
     kern = _kernel("pool2d", algorithm, backend, dtype)
     if return_indices:
+        _supports(kern, "return_indices", "pool2d")
         return kern(x, kind, size, stride, pads, out, sigma, return_indices=True)
     return kern(x, kind, size, stride, pads, out, sigma)
 
@@ -221,6 +230,7 @@ def pool2d_backward(dy, x, kind="max", size=2, stride=None, padding=0, ceil_mode
     kern = _kernel("pool2d_backward", algorithm, backend, dtype)
     if indices is not None:
         indices = _check_indices("pool2d_backward", indices, dy.shape, kind, x.shape)
+        _supports(kern, "indices", "pool2d_backward")
         return kern(dy, x, None, kind, size, stride, pads, out, sigma, indices=indices)
     if kind == "l2":
         y = (_kernel("pool2d", algorithm, backend, dtype)(x, kind, size, stride, pads, out, sigma)
@@ -260,7 +270,10 @@ def adaptive_pool2d(x, output_size, kind="avg", *, return_indices=False, algorit
     if return_indices and kind != "max":
         raise ValueError(f"adaptive_pool2d: return_indices is for max pooling, not {kind!r}")
     kern = _kernel("adaptive_pool2d", algorithm, backend, dtype)
-    return kern(x, kind, out, return_indices=True) if return_indices else kern(x, kind, out)
+    if return_indices:
+        _supports(kern, "return_indices", "adaptive_pool2d")
+        return kern(x, kind, out, return_indices=True)
+    return kern(x, kind, out)
 
 
 def adaptive_pool2d_backward(dy, x, output_size, kind="avg", *, y=None, indices=None, algorithm="auto",
@@ -273,6 +286,7 @@ def adaptive_pool2d_backward(dy, x, output_size, kind="avg", *, y=None, indices=
     kern = _kernel("adaptive_pool2d_backward", algorithm, backend, dtype)
     if indices is not None:
         indices = _check_indices("adaptive_pool2d_backward", indices, dy.shape, kind, x.shape)
+        _supports(kern, "indices", "adaptive_pool2d_backward")
         return kern(dy, x, None, kind, out, indices=indices)
     if kind == "l2":
         y = (_kernel("adaptive_pool2d", algorithm, backend, dtype)(x, kind, out)
