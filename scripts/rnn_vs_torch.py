@@ -4,9 +4,11 @@
     .venv/bin/python scripts/rnn_vs_torch.py --hidden 512 --batch 1 --reps 15
     .venv/bin/python scripts/rnn_vs_torch.py --scaling 50,100,200,400,700,1000
 
-Every variant is timed in one process, interleaved round-robin (variant A, B, C, A, B, C, ...)
-so that a noisy machine slows them alike; the table gives medians and the ratio of torch's
-median time to ours (> 1: we are faster). "fwd" is eq. 10.8-10.10 (RNN + output layer);
+Every variant is timed in one process, in rounds: each round times every variant in turn, a
+short block of consecutive calls each (A A A, B B B, C C C, then again), so that a noisy machine
+slows them alike while each runtime's thread pool (OpenMP spin-waiting: ours, torch's own) is not
+disturbed call by call. The table gives medians over all rounds and the ratio of torch's median
+time to ours (> 1: we are faster). "fwd" is eq. 10.8-10.10 (RNN + output layer);
 "fwd+bptt" adds the NLL (eq. 10.12-10.14) and BPTT (eq. 10.17-10.21): all parameter gradients.
 --scaling fits time and peak memory (tracemalloc for ours; torch's saved-for-backward bytes) to
 a + b * tau and prints R^2.
@@ -67,17 +69,18 @@ def build(hidden, batch, tau, dtype, backends):
     return fns
 
 
-def interleaved(fns, reps, warmup=2):
-    """Median seconds per fn, timed round-robin."""
-    for f in fns.values():
-        for _ in range(warmup):
-            f()
+def interleaved(fns, reps, block=3, warmup=1):
+    """Median seconds per fn over ceil(reps / block) rounds of ``block`` consecutive timed calls
+    (each block after ``warmup`` untimed calls)."""
     samples = {k: [] for k in fns}
-    for _ in range(reps):
+    for _ in range(-(-reps // block)):
         for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            samples[k].append(time.perf_counter() - t0)
+            for _ in range(warmup):
+                f()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                f()
+                samples[k].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in samples.items()}, samples
 
 
@@ -139,7 +142,7 @@ def main(argv=None):
     fns = build(args.hidden, args.batch, args.tau, args.dtype, args.backends.split(","))
     med, _ = interleaved(fns, args.reps)
     print(f"\nhidden {args.hidden}, batch {args.batch}, tau {args.tau}, input/output 64; "
-          f"median of {args.reps} interleaved runs")
+          f"median of {args.reps} runs in rounds")
     print(f"{'variant':<10} {'pass':<9} {'median ms':>10} {'step*seq/s':>12} {'GFLOP/s':>8} "
           f"{'torch/ours':>10}")
     for (name, kind), t in sorted(med.items(), key=lambda kv: (kv[0][1], kv[0][0])):

@@ -1,13 +1,24 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cython + OpenMP recurrences of the chapter-10 RNN kernels (eq. 10.8-10.21, fig. 10.4).
 
-The sequential part of each pass runs here without the GIL: per time step one BLAS product
-(the (N x n_h) @ (n_h x n_h) product with W, through SciPy's BLAS, whose ``?gemm`` pointers are
-read from ``scipy.linalg.cython_blas`` at import: no SciPy needed at build time) and a fused
-element-wise pass parallel over the batch with OpenMP ``prange``. The big one-shot GEMMs over
+The sequential part of each pass runs here without the GIL. The sequences of a batch are
+independent, so the recurrences split the batch into one block of rows per OpenMP thread
+(``parts``) and each thread runs every time step of its block alone: the product of its rows
+with W (SciPy's BLAS, serial: the caller limits it to one thread; the ``?gemm`` pointers are read
+from ``scipy.linalg.cython_blas`` at import, so no SciPy is needed at build time) and a fused
+element-wise pass. No barrier per step. The big one-shot GEMMs over
 all time steps are done by the caller (``rnn_register.py``). float32 uses a vectorisable
 rational tanh (error < 4e-7); float64 uses libm's tanh. Arrays are C-contiguous.
 """
+
+# Floating-point comparisons may trap by default (-ftrapping-math), which stops GCC from
+# if-converting the clamp of the rational tanh, and so from vectorising the loops that use it.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && !defined(__clang__)
+    #pragma GCC optimize ("no-trapping-math")
+    #endif
+    """
 
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython.parallel cimport prange
@@ -53,7 +64,8 @@ cdef inline void _mm(real *a, bint trans_a, real *b, bint trans_b, real *c, int 
 
 
 cdef inline float _tanh32(float x) noexcept nogil:
-    """Rational minimax tanh on [-7.905, 7.905] (Eigen's float32 approximation)."""
+    """Rational minimax tanh on [-7.905, 7.905] (Eigen's float32 approximation), branch-free so
+    that the loops calling it vectorise."""
     cdef float clamp = <float>7.90531110763549805
     cdef float xc = x if x < clamp else clamp
     xc = xc if xc > -clamp else -clamp
@@ -69,9 +81,7 @@ cdef inline float _tanh32(float x) noexcept nogil:
     q = q * x2 + <float>1.18534705686654e-04
     q = q * x2 + <float>2.26843463243900e-03
     q = q * x2 + <float>4.89352518554385e-03
-    cdef float r = xc * p / q
-    cdef float tiny = <float>0.0004
-    return x if (x < tiny and x > -tiny) else r
+    return xc * p / q
 
 
 cdef inline real _act(real a) noexcept nogil:
@@ -82,72 +92,81 @@ cdef inline real _act(real a) noexcept nogil:
 
 
 def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] W, real[::1] b,
-                       long long[::1] lengths, real[:, ::1] h_last, real[:, ::1] tmp):
-    """h holds U x(t) on entry and h(t) on exit (eq. 10.8-10.9): per step tmp = h(t-1) W^T (BLAS),
-    then h(t) = tanh(U x(t) + b + tmp) on live rows (0 on padding); h_last[i] = h(L_i)."""
-    cdef Py_ssize_t tau = h.shape[0], n = h.shape[1], nh = h.shape[2]
-    cdef Py_ssize_t t, i, j
+                       long long[::1] lengths, real[:, ::1] h_last, real[:, ::1] tmp, long long[::1] parts):
+    """h holds U x(t) on entry and h(t) on exit (eq. 10.8-10.9). Thread p owns rows
+    parts[p]:parts[p+1]; per step tmp = h(t-1) W^T on them (BLAS), then h(t) = tanh(U x(t) + b +
+    tmp) on live rows (0 on padding); h_last[i] = h(L_i)."""
+    cdef Py_ssize_t tau = h.shape[0], nh = h.shape[2]
+    cdef Py_ssize_t p, t, i, j, i0, i1
     cdef real *prev
     cdef real *row
     cdef real *tr
     with nogil:
-        for t in range(tau):
-            prev = &h0[0, 0] if t == 0 else &h[t - 1, 0, 0]
-            _mm(prev, False, &W[0, 0], True, &tmp[0, 0], <int>n, <int>nh, <int>nh, 0)
-            for i in prange(n, schedule="static"):
-                row = &h[t, i, 0]
-                tr = &tmp[i, 0]
-                if t < lengths[i]:
-                    for j in range(nh):
-                        row[j] = _act(row[j] + b[j] + tr[j])
-                    if t == lengths[i] - 1:
+        for p in prange(parts.shape[0] - 1, schedule="static", num_threads=parts.shape[0] - 1):
+            i0 = parts[p]
+            i1 = parts[p + 1]
+            for t in range(tau):
+                prev = &h0[i0, 0] if t == 0 else &h[t - 1, i0, 0]
+                _mm(prev, False, &W[0, 0], True, &tmp[i0, 0], <int>(i1 - i0), <int>nh, <int>nh, 0)
+                for i in range(i0, i1):
+                    row = &h[t, i, 0]
+                    tr = &tmp[i, 0]
+                    if t < lengths[i]:
                         for j in range(nh):
-                            h_last[i, j] = row[j]
-                else:
-                    for j in range(nh):
-                        row[j] = 0
+                            row[j] = _act(row[j] + b[j] + tr[j])
+                        if t == lengths[i] - 1:
+                            for j in range(nh):
+                                h_last[i, j] = row[j]
+                    else:
+                        for j in range(nh):
+                            row[j] = 0
 
 
 def backward_recurrence(real[:, :, ::1] da, real[:, :, ::1] h, real[:, ::1] W, long long[::1] lengths,
-                        real[:, ::1] grad_h_last, bint has_last, Py_ssize_t truncate, real[:, ::1] carry):
-    """BPTT (eq. 10.20-10.21): da holds V^T dL/do(t) on entry and dL/da(t) on exit; from t = tau
-    down: g = da[t] + carry (+ dL/dh(L_i) at the last step), da[t] = (1 - h(t)^2) g on live rows,
-    carry = da[t] W (BLAS), cut at truncation boundaries. On exit carry = dL/dh(0)."""
-    cdef Py_ssize_t tau = h.shape[0], n = h.shape[1], nh = h.shape[2]
-    cdef Py_ssize_t t, i, j
-    cdef real g, hv
+                        real[:, ::1] grad_h_last, bint has_last, Py_ssize_t truncate, real[:, ::1] carry,
+                        long long[::1] parts):
+    """BPTT (eq. 10.20-10.21): da holds V^T dL/do(t) on entry and dL/da(t) on exit. Thread p owns
+    rows parts[p]:parts[p+1] and goes from t = tau down: g = da[t] + carry (+ dL/dh(L_i) at the
+    last step), da[t] = (1 - h(t)^2) g on live rows, carry = da[t] W on its rows (BLAS), cut at
+    truncation boundaries. On exit carry = dL/dh(0)."""
+    cdef Py_ssize_t tau = h.shape[0], nh = h.shape[2]
+    cdef Py_ssize_t p, t, i, j, i0, i1
     cdef real *dr
     cdef real *hr
     cdef real *cr
     with nogil:
-        for i in range(n):
-            for j in range(nh):
-                carry[i, j] = 0
-        for t in range(tau - 1, -1, -1):
-            for i in prange(n, schedule="static"):
-                dr = &da[t, i, 0]
-                hr = &h[t, i, 0]
-                cr = &carry[i, 0]
-                if t < lengths[i]:
-                    if has_last and t == lengths[i] - 1:
+        for p in prange(parts.shape[0] - 1, schedule="static", num_threads=parts.shape[0] - 1):
+            i0 = parts[p]
+            i1 = parts[p + 1]
+            for i in range(i0, i1):
+                for j in range(nh):
+                    carry[i, j] = 0
+            for t in range(tau - 1, -1, -1):
+                for i in range(i0, i1):
+                    dr = &da[t, i, 0]
+                    hr = &h[t, i, 0]
+                    cr = &carry[i, 0]
+                    if t < lengths[i]:
+                        if has_last and t == lengths[i] - 1:
+                            for j in range(nh):
+                                cr[j] = cr[j] + grad_h_last[i, j]
                         for j in range(nh):
-                            cr[j] = cr[j] + grad_h_last[i, j]
-                    for j in range(nh):
-                        dr[j] = (1 - hr[j] * hr[j]) * (dr[j] + cr[j])
+                            dr[j] = (1 - hr[j] * hr[j]) * (dr[j] + cr[j])
+                    else:
+                        for j in range(nh):
+                            dr[j] = 0
+                if t > 0 and truncate > 0 and t % truncate == 0:
+                    for i in range(i0, i1):
+                        for j in range(nh):
+                            carry[i, j] = 0
                 else:
-                    for j in range(nh):
-                        dr[j] = 0
-            if t > 0 and truncate > 0 and t % truncate == 0:
-                for i in range(n):
-                    for j in range(nh):
-                        carry[i, j] = 0
-            else:
-                _mm(&da[t, 0, 0], False, &W[0, 0], False, &carry[0, 0], <int>n, <int>nh, <int>nh, 0)
-        if has_last:
-            for i in range(n):
-                if lengths[i] == 0:
-                    for j in range(nh):
-                        carry[i, j] = carry[i, j] + grad_h_last[i, j]
+                    _mm(&da[t, i0, 0], False, &W[0, 0], False, &carry[i0, 0], <int>(i1 - i0), <int>nh,
+                        <int>nh, 0)
+            if has_last:
+                for i in range(i0, i1):
+                    if lengths[i] == 0:
+                        for j in range(nh):
+                            carry[i, j] = carry[i, j] + grad_h_last[i, j]
 
 
 def bias_mask(real[:, :, ::1] o, real[::1] c, long long[::1] lengths):

@@ -3,14 +3,22 @@ forcing and generation (eq. 10.8-10.21, fig. 10.4).
 
 Same split as the Numba backend: the one-shot GEMMs over all time steps go through
 ``rnn_blas.matmul``; the recurrences and the fused element-wise passes run in ``rnn.pyx``
-without the GIL (per step one BLAS product with W, OpenMP over the batch).
+without the GIL, one block of sequences per OpenMP thread (per step one serial BLAS product
+with W per block).
 """
 
 import numpy as np
 from dlbench.kernels.cython import rnn as _cy
-from dlbench.kernels.numba_cpu.rnn_blas import matmul
+from dlbench.kernels.numba_cpu.rnn_blas import batch_parts, blas_single_thread, matmul
 
 from dlbench.registry import register_kernel
+
+
+def _parts(n):
+    """One block of sequences per OpenMP thread (the thread count dlbench.threads set)."""
+    from dlbench.kernels.cython import _omp
+
+    return batch_parts(n, _omp.get_max_threads())
 
 
 def _output_projection(h, V, c, lengths):
@@ -39,7 +47,8 @@ def rnn_forward(x, h0, U, W, b, V, c, lengths):
     h = np.empty((tau, n, n_h), x.dtype)
     matmul(x.reshape(tau * n, n_in), U, h.reshape(tau * n, n_h), trans_b=True)
     h_last = h0.copy()
-    _cy.forward_recurrence(h, h0, W, b, lengths, h_last, np.empty((n, n_h), x.dtype))
+    with blas_single_thread():
+        _cy.forward_recurrence(h, h0, W, b, lengths, h_last, np.empty((n, n_h), x.dtype), _parts(n))
     o = None if V is None else _output_projection(h, V, c, lengths)
     return h, o, h_last
 
@@ -62,7 +71,8 @@ def rnn_backward(x, h, h0, U, W, V, grad_o, grad_h, grad_h_last, lengths, trunca
     has_last = grad_h_last is not None
     ghl = grad_h_last if has_last else np.zeros((1, 1), h.dtype)
     dh0 = np.empty((n, n_h), h.dtype)
-    _cy.backward_recurrence(da, h, W, lengths, ghl, has_last, truncate, dh0)
+    with blas_single_thread():
+        _cy.backward_recurrence(da, h, W, lengths, ghl, has_last, truncate, dh0, _parts(n))
     da2 = da.reshape(rows, n_h)
     dW = matmul(da[0], h0, trans_a=True)
     if tau > 1:
@@ -121,6 +131,7 @@ def rnn_generate(x, U, W, b, V, c, y0, u):
     o = np.empty((tau, n, V.shape[0]), x.dtype)
     sample = u is not None
     uu = np.ascontiguousarray(u, dtype=np.float64) if sample else np.zeros((1, 1))
-    _cy.generate(np.ascontiguousarray(a_in), np.ascontiguousarray(W.T), b, V, c, y0, uu, sample, tokens, o,
-                 np.empty((n, n_h), x.dtype))
+    with blas_single_thread():
+        _cy.generate(np.ascontiguousarray(a_in), np.ascontiguousarray(W.T), b, V, c, y0, uu, sample,
+                     tokens, o, np.empty((n, n_h), x.dtype))
     return tokens, o

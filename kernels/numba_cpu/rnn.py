@@ -5,10 +5,14 @@ Work split (what only the recurrence needs is sequential):
 - outside the time loop, one big GEMM each (``rnn_blas.matmul``): U x(t) for all t before the
   recurrence; V h(t) for all t after it; in BPTT V^T dL/do(t) for all t before, and
   dL/dV, dL/dW, dL/dU summed over t after it (eq. 10.21's parameter gradients);
-- inside one ``@njit`` loop over t: per step the (N x n_h) @ (n_h x n_h) product with W
-  (``np.dot``, BLAS) and a fused element-wise pass (bias, tanh, masking) parallel over the batch.
+- the recurrence: the sequences of a batch are independent, so the batch is split into one
+  block of rows per thread (``prange``) and each thread runs every time step of its block on
+  its own: the product of its rows with W (``np.dot``, serial BLAS) and a fused element-wise
+  pass (bias, tanh, masking). No synchronisation per step: the only barrier is at the end.
 
 float32 uses a vectorisable rational tanh (|error| < 4e-7, 3 ulp near 1); float64 uses libm's.
+Kernels use ``error_model="numpy"`` (a division by zero gives inf, no exception check), without
+which a loop holding a division does not vectorise.
 Stored activations: h (tau, N, n_h), plus one (tau, N, n_h) work array in BPTT: O(tau) memory,
 all allocated by NumPy (visible to tracemalloc).
 """
@@ -17,14 +21,15 @@ import math
 
 import numba as nb
 import numpy as np
-from dlbench.kernels.numba_cpu.rnn_blas import matmul
+from dlbench.kernels.numba_cpu.rnn_blas import batch_parts, blas_single_thread, matmul
+from numba import types
+from numba.extending import overload
 
 from dlbench.registry import register_kernel
 
 # Rational minimax approximation of tanh on [-7.905, 7.905] (numerator odd degree 13,
 # denominator even degree 6), the one Eigen uses for float32; exact to float32 rounding there.
 _CLAMP = np.float32(7.90531110763549805)
-_TINY = np.float32(0.0004)
 _A1, _A3 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04)
 _A5 = np.float32(1.48572235717979e-05)
 _A7, _A9 = np.float32(5.12229709037114e-08), np.float32(-8.60467152213735e-11)
@@ -33,61 +38,60 @@ _B0, _B2 = np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03)
 _B4, _B6 = np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06)
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def tanh32(x):
-    """float32 tanh by a rational approximation (vectorises; no libm call)."""
-    if x > _CLAMP:
-        x = _CLAMP
-    if x < -_CLAMP:
-        x = -_CLAMP
+    """float32 tanh by a rational approximation (vectorises: no libm call, no branch)."""
+    x = min(max(x, -_CLAMP), _CLAMP)
     x2 = x * x
-    p = _A13
-    p = p * x2 + _A11
-    p = p * x2 + _A9
-    p = p * x2 + _A7
-    p = p * x2 + _A5
-    p = p * x2 + _A3
-    p = p * x2 + _A1
-    q = _B6
-    q = q * x2 + _B4
-    q = q * x2 + _B2
-    q = q * x2 + _B0
-    r = x * p / q
-    return x if abs(x) < _TINY else r
+    p = ((((((_A13 * x2 + _A11) * x2 + _A9) * x2 + _A7) * x2 + _A5) * x2 + _A3) * x2 + _A1) * x
+    q = ((_B6 * x2 + _B4) * x2 + _B2) * x2 + _B0
+    return p / q
 
 
-@nb.njit(inline="always", cache=True)
-def _tanh(x, exact):
-    return math.tanh(x) if exact else tanh32(x)
+def act(x):
+    """tanh: the rational approximation for float32, libm's for float64 (chosen at compile time)."""
+    return math.tanh(x)
+
+
+@overload(act)
+def _act_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: tanh32(x)
+    return lambda x: math.tanh(x)
 
 
 # ---------------------------------------------------------------------------------------------
 # forward (eq. 10.8-10.10)
 
 
-@nb.njit(parallel=True, cache=True)
-def _forward_recurrence(h, h0, Wt, b, lengths, h_last, tmp, exact):
-    """h holds U x(t) on entry and h(t) on exit. Per step: tmp = h(t-1) W^T (BLAS), then
-    h(t) = tanh(U x(t) + b + tmp) (eq. 10.8-10.9) on live rows, 0 on padding rows."""
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _forward_recurrence(h, h0, Wt, b, lengths, h_last, tmp, parts):
+    """h holds U x(t) on entry and h(t) on exit. Each thread takes rows parts[p]:parts[p+1] and
+    for every t: tmp = h(t-1) W^T on its rows (BLAS), h(t) = tanh(U x(t) + b + tmp)
+    (eq. 10.8-10.9) on live rows, 0 on padding rows; h_last[i] = h(L_i)."""
     tau, n, n_h = h.shape
-    for t in range(tau):
-        if t == 0:
-            np.dot(h0, Wt, tmp)
-        else:
-            np.dot(h[t - 1], Wt, tmp)
-        for i in nb.prange(n):
-            if t < lengths[i]:
-                for j in range(n_h):
-                    h[t, i, j] = _tanh(h[t, i, j] + b[j] + tmp[i, j], exact)
-                if t == lengths[i] - 1:
-                    for j in range(n_h):
-                        h_last[i, j] = h[t, i, j]
+    for p in nb.prange(parts.shape[0] - 1):
+        i0 = parts[p]
+        i1 = parts[p + 1]
+        tp = tmp[i0:i1]
+        for t in range(tau):
+            if t == 0:
+                np.dot(h0[i0:i1], Wt, tp)
             else:
-                for j in range(n_h):
-                    h[t, i, j] = 0
+                np.dot(h[t - 1, i0:i1], Wt, tp)
+            for i in range(i0, i1):
+                if t < lengths[i]:
+                    for j in range(n_h):
+                        h[t, i, j] = act(h[t, i, j] + b[j] + tmp[i, j])
+                    if t == lengths[i] - 1:
+                        for j in range(n_h):
+                            h_last[i, j] = h[t, i, j]
+                else:
+                    for j in range(n_h):
+                        h[t, i, j] = 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _add_bias_mask(o, c, lengths):
     """o(t) += c (eq. 10.10) on live steps; 0 on padding steps (tau*N*n_out: serial is enough)."""
     tau, n, k = o.shape
@@ -118,8 +122,9 @@ def rnn_forward(x, h0, U, W, b, V, c, lengths):
     h = np.empty((tau, n, n_h), x.dtype)
     matmul(x.reshape(tau * n, n_in), U, h.reshape(tau * n, n_h), trans_b=True)
     h_last = h0.copy()
-    _forward_recurrence(h, h0, np.ascontiguousarray(W.T), b, lengths, h_last, np.empty((n, n_h), x.dtype),
-                        x.dtype == np.float64)
+    with blas_single_thread():
+        _forward_recurrence(h, h0, np.ascontiguousarray(W.T), b, lengths, h_last, np.empty((n, n_h), x.dtype),
+                            batch_parts(n, nb.get_num_threads()))
     o = None if V is None else _output_projection(h, V, c, lengths)
     return h, o, h_last
 
@@ -128,44 +133,48 @@ def rnn_forward(x, h0, U, W, b, V, c, lengths):
 # BPTT (eq. 10.17-10.21)
 
 
-@nb.njit(parallel=True, cache=True)
-def _backward_recurrence(da, h, W, lengths, grad_h_last, has_last, truncate, carry):
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _backward_recurrence(da, h, W, lengths, grad_h_last, has_last, truncate, carry, parts):
     """da holds V^T dL/do(t) (+ any direct dL/dh(t)) on entry and dL/da(t) on exit.
 
-    From t = tau down to 1: dL/dh(t) = da[t] + carry (eq. 10.20-10.21), dL/da(t) =
-    (1 - h(t)^2) dL/dh(t) on live rows (0 on padding), then carry = dL/da(t) W (BLAS), cut at
-    truncation boundaries. On exit carry = dL/dh(0)."""
+    Each thread takes rows parts[p]:parts[p+1] and goes from t = tau down to 1: dL/dh(t) =
+    da[t] + carry (eq. 10.20-10.21), dL/da(t) = (1 - h(t)^2) dL/dh(t) on live rows (0 on
+    padding), then carry = dL/da(t) W on its rows (BLAS), cut at truncation boundaries. On exit
+    carry = dL/dh(0)."""
     tau, n, n_h = h.shape
-    for i in range(n):
-        for j in range(n_h):
-            carry[i, j] = 0
-    for t in range(tau - 1, -1, -1):
-        for i in nb.prange(n):
-            if t < lengths[i]:
-                last = has_last and t == lengths[i] - 1
-                for j in range(n_h):
-                    g = da[t, i, j] + carry[i, j]
-                    if last:
-                        g += grad_h_last[i, j]
-                    hv = h[t, i, j]
-                    da[t, i, j] = (1 - hv * hv) * g
+    for p in nb.prange(parts.shape[0] - 1):
+        i0 = parts[p]
+        i1 = parts[p + 1]
+        cp = carry[i0:i1]
+        for i in range(i0, i1):
+            for j in range(n_h):
+                carry[i, j] = 0
+        for t in range(tau - 1, -1, -1):
+            for i in range(i0, i1):
+                if t < lengths[i]:
+                    if has_last and t == lengths[i] - 1:
+                        for j in range(n_h):
+                            carry[i, j] += grad_h_last[i, j]
+                    for j in range(n_h):
+                        hv = h[t, i, j]
+                        da[t, i, j] = (1 - hv * hv) * (da[t, i, j] + carry[i, j])
+                else:
+                    for j in range(n_h):
+                        da[t, i, j] = 0
+            if t > 0 and truncate > 0 and t % truncate == 0:
+                for i in range(i0, i1):
+                    for j in range(n_h):
+                        carry[i, j] = 0
             else:
-                for j in range(n_h):
-                    da[t, i, j] = 0
-        if t > 0 and truncate > 0 and t % truncate == 0:
-            for i in range(n):
-                for j in range(n_h):
-                    carry[i, j] = 0
-        else:
-            np.dot(da[t], W, carry)
-    if has_last:
-        for i in range(n):
-            if lengths[i] == 0:
-                for j in range(n_h):
-                    carry[i, j] += grad_h_last[i, j]
+                np.dot(da[t, i0:i1], W, cp)
+        if has_last:
+            for i in range(i0, i1):
+                if lengths[i] == 0:
+                    for j in range(n_h):
+                        carry[i, j] += grad_h_last[i, j]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _masked_sum(a, lengths):
     """sum over the live steps (t < L_i) of a[t, i, :]."""
     tau, n, k = a.shape
@@ -214,7 +223,9 @@ def rnn_backward(x, h, h0, U, W, V, grad_o, grad_h, grad_h_last, lengths, trunca
     has_last = grad_h_last is not None
     ghl = grad_h_last if has_last else np.zeros((1, 1), h.dtype)
     dh0 = np.empty((n, n_h), h.dtype)
-    _backward_recurrence(da, h, W, lengths, ghl, has_last, truncate, dh0)
+    with blas_single_thread():
+        _backward_recurrence(da, h, W, lengths, ghl, has_last, truncate, dh0,
+                             batch_parts(n, nb.get_num_threads()))
     dU, dW, db, dV, dc = _param_grads(da, x, h, h0, grad_o, lengths)
     return dU, dW, db, dV, dc, dh0
 
@@ -223,7 +234,7 @@ def rnn_backward(x, h, h0, U, W, V, grad_o, grad_h, grad_h_last, lengths, trunca
 # loss (eq. 10.11-10.14, 10.18)
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def _nll(o, y, lengths, grad):
     tau, n, k = o.shape
     loss = 0.0
@@ -262,8 +273,8 @@ def rnn_nll(o, y, lengths):
 # output recurrence with teacher forcing, and free-running generation (fig. 10.4, 10.2.1)
 
 
-@nb.njit(parallel=True, cache=True)
-def _tf_activate(h, prev, Wt, b, lengths, exact):
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def _tf_activate(h, prev, Wt, b, lengths):
     """h holds U x(t): h = tanh(U x(t) + b + W[:, y(t-1)]) on live steps, 0 on padding."""
     tau, n, n_h = h.shape
     for r in nb.prange(tau * n):
@@ -273,10 +284,10 @@ def _tf_activate(h, prev, Wt, b, lengths, exact):
             p = prev[t, i]
             if p >= 0:
                 for j in range(n_h):
-                    h[t, i, j] = _tanh(h[t, i, j] + b[j] + Wt[p, j], exact)
+                    h[t, i, j] = act(h[t, i, j] + b[j] + Wt[p, j])
             else:
                 for j in range(n_h):
-                    h[t, i, j] = _tanh(h[t, i, j] + b[j], exact)
+                    h[t, i, j] = act(h[t, i, j] + b[j])
         else:
             for j in range(n_h):
                 h[t, i, j] = 0
@@ -290,11 +301,11 @@ def rnn_teacher_forcing(x, prev, U, W, b, V, c, lengths):
     n_h = U.shape[0]
     h = np.empty((tau, n, n_h), x.dtype)
     matmul(x.reshape(tau * n, n_in), U, h.reshape(tau * n, n_h), trans_b=True)
-    _tf_activate(h, prev, np.ascontiguousarray(W.T), b, lengths, x.dtype == np.float64)
+    _tf_activate(h, prev, np.ascontiguousarray(W.T), b, lengths)
     return h, _output_projection(h, V, c, lengths)
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def _tf_backward(da, h, lengths):
     tau, n, n_h = h.shape
     for r in nb.prange(tau * n):
@@ -309,7 +320,7 @@ def _tf_backward(da, h, lengths):
                 da[t, i, j] = 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _scatter_rows(dWt, prev, da):
     """dW[:, y(t-1)] += dL/da(t) (the one-hot input's weight gradient), as rows of W^T."""
     tau, n, n_h = da.shape
@@ -339,8 +350,8 @@ def rnn_teacher_forcing_backward(x, prev, h, U, W, V, grad_o, lengths):
     return dU, np.ascontiguousarray(dWt.T), da2.sum(axis=0), dV, dc
 
 
-@nb.njit(cache=True)
-def _generate(a_in, Wt, b, Vt, c, y0, u, sample, tokens, o, exact):
+@nb.njit(cache=True, error_model="numpy")
+def _generate(a_in, Wt, b, Vt, c, y0, u, sample, tokens, o):
     """Per step: a = U x(t) + b + W[:, y_hat(t-1)], h = tanh(a), o = h V^T + c (BLAS), then
     y_hat(t) = argmax o (== argmax softmax) or the inverse-CDF draw of softmax(o) at u."""
     tau, n, n_h = a_in.shape
@@ -354,7 +365,7 @@ def _generate(a_in, Wt, b, Vt, c, y0, u, sample, tokens, o, exact):
                 a = a_in[t, i, j] + b[j]
                 if p >= 0:
                     a += Wt[p, j]
-                hbuf[i, j] = _tanh(a, exact)
+                hbuf[i, j] = act(a)
         np.dot(hbuf, Vt, o[t])
         for i in range(n):
             for j in range(k):
@@ -392,6 +403,6 @@ def rnn_generate(x, U, W, b, V, c, y0, u):
     o = np.empty((tau, n, V.shape[0]), x.dtype)
     sample = u is not None
     uu = u if sample else np.zeros((1, 1))
-    _generate(a_in, np.ascontiguousarray(W.T), b, np.ascontiguousarray(V.T), c, y0, uu, sample, tokens, o,
-              x.dtype == np.float64)
+    with blas_single_thread():
+        _generate(a_in, np.ascontiguousarray(W.T), b, np.ascontiguousarray(V.T), c, y0, uu, sample, tokens, o)
     return tokens, o
