@@ -26,19 +26,32 @@ cdef extern from *:
         }                                                                                  \\
         *s1 += a1; *s2 += a2;                                                              \\
     }
+    #define DLB_RED1(T, NAME)                                                              \\
+    static inline void NAME(const T *restrict u, T su, long n, double *s1, double *s2) {   \\
+        double a1 = 0, a2 = 0;                                                             \\
+        _Pragma("omp simd reduction(+:a1,a2)")                                             \\
+        for (long i = 0; i < n; i++) {                                                     \\
+            double du = (double)(u[i] - su);                                               \\
+            a1 += du; a2 += du * du;                                                       \\
+        }                                                                                  \\
+        *s1 += a1; *s2 += a2;                                                              \\
+    }
     DLB_RED2(float, dlb_red2_f) DLB_RED2(double, dlb_red2_d)
+    DLB_RED1(float, dlb_red1_f) DLB_RED1(double, dlb_red1_d)
     """
     void dlb_red2_f(const float *u, const float *v, float su, float sv, long n, double *s1,
                     double *s2) nogil
     void dlb_red2_d(const double *u, const double *v, double su, double sv, long n, double *s1,
                     double *s2) nogil
+    void dlb_red1_f(const float *u, float su, long n, double *s1, double *s2) nogil
+    void dlb_red1_d(const double *u, double su, long n, double *s1, double *s2) nogil
 
 cdef enum:
     BLOCK = 256
 
 
 def reduce_maps(const real[:, :, ::1] u, const real[:, :, ::1] v, const real[::1] su, const real[::1] sv,
-                double[::1] s1, double[::1] s2):
+                bint square, double[::1] s1, double[::1] s2):
     """Per-channel sums over axes 0 and 2 of (N, C, L) arrays."""
     cdef Py_ssize_t N = u.shape[0], C = u.shape[1], L = u.shape[2], c, n
     cdef double a1, a2
@@ -47,15 +60,21 @@ def reduce_maps(const real[:, :, ::1] u, const real[:, :, ::1] v, const real[::1
         a2 = 0
         for n in range(N):
             if real is float:
-                dlb_red2_f(&u[n, c, 0], &v[n, c, 0], su[c], sv[c], L, &a1, &a2)
+                if square:
+                    dlb_red1_f(&u[n, c, 0], su[c], L, &a1, &a2)
+                else:
+                    dlb_red2_f(&u[n, c, 0], &v[n, c, 0], su[c], sv[c], L, &a1, &a2)
             else:
-                dlb_red2_d(&u[n, c, 0], &v[n, c, 0], su[c], sv[c], L, &a1, &a2)
+                if square:
+                    dlb_red1_d(&u[n, c, 0], su[c], L, &a1, &a2)
+                else:
+                    dlb_red2_d(&u[n, c, 0], &v[n, c, 0], su[c], sv[c], L, &a1, &a2)
         s1[c] = a1
         s2[c] = a2
 
 
 def reduce_dense(const real[:, ::1] u, const real[:, ::1] v, const real[::1] su, const real[::1] sv,
-                 double[::1] s1, double[::1] s2):
+                 bint square, double[::1] s1, double[::1] s2):
     """Per-column sums over axis 0 of (N, D) arrays, vectorised along D in blocks of columns."""
     cdef Py_ssize_t N = u.shape[0], C = u.shape[1], nblocks = (C + BLOCK - 1) // BLOCK
     cdef Py_ssize_t bi, c0, c1, n, c
@@ -76,15 +95,18 @@ def reduce_dense(const real[:, ::1] u, const real[:, ::1] v, const real[::1] su,
                     d2 = <double> (u[n + 2, c] - su[c])
                     d3 = <double> (u[n + 3, c] - su[c])
                     acc[c - c0] = acc[c - c0] + ((d0 + d1) + (d2 + d3))
-                    acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + (
-                        (d0 * <double> (v[n, c] - sv[c]) + d1 * <double> (v[n + 1, c] - sv[c]))
-                        + (d2 * <double> (v[n + 2, c] - sv[c]) + d3 * <double> (v[n + 3, c] - sv[c])))
+                    if square:           # u is v: the statistics pass reads x once
+                        acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))
+                    else:
+                        acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + (
+                            (d0 * <double> (v[n, c] - sv[c]) + d1 * <double> (v[n + 1, c] - sv[c]))
+                            + (d2 * <double> (v[n + 2, c] - sv[c]) + d3 * <double> (v[n + 3, c] - sv[c])))
                 n = n + 4
             while n < N:
                 for c in range(c0, c1):
                     du = <double> (u[n, c] - su[c])
                     acc[c - c0] = acc[c - c0] + du
-                    acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + du * <double> (v[n, c] - sv[c])
+                    acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + du * (du if square else <double> (v[n, c] - sv[c]))
                 n = n + 1
             for c in range(c0, c1):
                 s1[c] = acc[c - c0]

@@ -63,9 +63,9 @@ def _reduce(u, v, su, sv):
     s1 = np.empty(c)
     s2 = np.empty(c)
     if length == 1:
-        _bn.reduce_dense(u.reshape(n, c), v.reshape(n, c), su, sv, s1, s2)
+        _bn.reduce_dense(u.reshape(n, c), v.reshape(n, c), su, sv, u is v and su is sv, s1, s2)
     else:
-        _bn.reduce_maps(u, v, su, sv, s1, s2)
+        _bn.reduce_maps(u, v, su, sv, u is v and su is sv, s1, s2)
     return s1, s2
 
 

@@ -23,7 +23,7 @@ _BLOCK = 256   # dense columns per task
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
-def _reduce_maps(u, v, su, sv, s1, s2):
+def _reduce_maps(u, v, su, sv, square, s1, s2):
     N, C, L = u.shape
     for c in nb.prange(C):
         a1 = 0.0
@@ -34,13 +34,13 @@ def _reduce_maps(u, v, su, sv, s1, s2):
             for i in range(L):
                 du = np.float64(u[n, c, i] - cu)
                 a1 += du
-                a2 += du * np.float64(v[n, c, i] - cv)
+                a2 += du * (du if square else np.float64(v[n, c, i] - cv))
         s1[c] = a1
         s2[c] = a2
 
 
 @nb.njit(parallel=True, cache=True)
-def _reduce_dense(u, v, su, sv, s1, s2):
+def _reduce_dense(u, v, su, sv, square, s1, s2):
     N, C = u.shape
     nblocks = (C + _BLOCK - 1) // _BLOCK
     for bi in nb.prange(nblocks):
@@ -50,22 +50,32 @@ def _reduce_dense(u, v, su, sv, s1, s2):
         a2 = np.zeros(c1 - c0)
         n = 0
         while n + 4 <= N:            # four rows per pass over the accumulators
-            for c in range(c0, c1):
-                cu = su[c]
-                cv = sv[c]
-                d0 = np.float64(u[n, c] - cu)
-                d1 = np.float64(u[n + 1, c] - cu)
-                d2 = np.float64(u[n + 2, c] - cu)
-                d3 = np.float64(u[n + 3, c] - cu)
-                a1[c - c0] += (d0 + d1) + (d2 + d3)
-                a2[c - c0] += (d0 * np.float64(v[n, c] - cv) + d1 * np.float64(v[n + 1, c] - cv)) + \
-                    (d2 * np.float64(v[n + 2, c] - cv) + d3 * np.float64(v[n + 3, c] - cv))
+            if square:               # u is v: the statistics pass reads x once
+                for c in range(c0, c1):
+                    cu = su[c]
+                    d0 = np.float64(u[n, c] - cu)
+                    d1 = np.float64(u[n + 1, c] - cu)
+                    d2 = np.float64(u[n + 2, c] - cu)
+                    d3 = np.float64(u[n + 3, c] - cu)
+                    a1[c - c0] += (d0 + d1) + (d2 + d3)
+                    a2[c - c0] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+            else:
+                for c in range(c0, c1):
+                    cu = su[c]
+                    cv = sv[c]
+                    d0 = np.float64(u[n, c] - cu)
+                    d1 = np.float64(u[n + 1, c] - cu)
+                    d2 = np.float64(u[n + 2, c] - cu)
+                    d3 = np.float64(u[n + 3, c] - cu)
+                    a1[c - c0] += (d0 + d1) + (d2 + d3)
+                    a2[c - c0] += (d0 * np.float64(v[n, c] - cv) + d1 * np.float64(v[n + 1, c] - cv)) + \
+                        (d2 * np.float64(v[n + 2, c] - cv) + d3 * np.float64(v[n + 3, c] - cv))
             n += 4
         while n < N:
             for c in range(c0, c1):
                 du = np.float64(u[n, c] - su[c])
                 a1[c - c0] += du
-                a2[c - c0] += du * np.float64(v[n, c] - sv[c])
+                a2[c - c0] += du * (du if square else np.float64(v[n, c] - sv[c]))
             n += 1
         for c in range(c0, c1):
             s1[c] = a1[c - c0]
@@ -100,9 +110,9 @@ def _reduce(u, v, su, sv):
     s2 = np.empty(c)
     if u.shape[2] == 1:
         n, c = u.shape[:2]
-        _reduce_dense(u.reshape(n, c), v.reshape(n, c), su, sv, s1, s2)
+        _reduce_dense(u.reshape(n, c), v.reshape(n, c), su, sv, u is v and su is sv, s1, s2)
     else:
-        _reduce_maps(u, v, su, sv, s1, s2)
+        _reduce_maps(u, v, su, sv, u is v and su is sv, s1, s2)
     return s1, s2
 
 
