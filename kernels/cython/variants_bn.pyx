@@ -89,24 +89,36 @@ def reduce_dense(const real[:, ::1] u, const real[:, ::1] v, const real[::1] su,
                 acc[c] = 0
             n = 0
             while n + 4 <= N:            # four rows per pass over the accumulators
-                for c in range(c0, c1):
-                    d0 = <double> (u[n, c] - su[c])
-                    d1 = <double> (u[n + 1, c] - su[c])
-                    d2 = <double> (u[n + 2, c] - su[c])
-                    d3 = <double> (u[n + 3, c] - su[c])
-                    acc[c - c0] = acc[c - c0] + ((d0 + d1) + (d2 + d3))
-                    if square:           # u is v: the statistics pass reads x once
+                if square:               # u is v: the statistics pass reads x once
+                    for c in range(c0, c1):
+                        d0 = <double> (u[n, c] - su[c])
+                        d1 = <double> (u[n + 1, c] - su[c])
+                        d2 = <double> (u[n + 2, c] - su[c])
+                        d3 = <double> (u[n + 3, c] - su[c])
+                        acc[c - c0] = acc[c - c0] + ((d0 + d1) + (d2 + d3))
                         acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3))
-                    else:
+                else:
+                    for c in range(c0, c1):
+                        d0 = <double> (u[n, c] - su[c])
+                        d1 = <double> (u[n + 1, c] - su[c])
+                        d2 = <double> (u[n + 2, c] - su[c])
+                        d3 = <double> (u[n + 3, c] - su[c])
+                        acc[c - c0] = acc[c - c0] + ((d0 + d1) + (d2 + d3))
                         acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + (
                             (d0 * <double> (v[n, c] - sv[c]) + d1 * <double> (v[n + 1, c] - sv[c]))
                             + (d2 * <double> (v[n + 2, c] - sv[c]) + d3 * <double> (v[n + 3, c] - sv[c])))
                 n = n + 4
             while n < N:
-                for c in range(c0, c1):
-                    du = <double> (u[n, c] - su[c])
-                    acc[c - c0] = acc[c - c0] + du
-                    acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + du * (du if square else <double> (v[n, c] - sv[c]))
+                if square:
+                    for c in range(c0, c1):
+                        du = <double> (u[n, c] - su[c])
+                        acc[c - c0] = acc[c - c0] + du
+                        acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + du * du
+                else:
+                    for c in range(c0, c1):
+                        du = <double> (u[n, c] - su[c])
+                        acc[c - c0] = acc[c - c0] + du
+                        acc[BLOCK + c - c0] = acc[BLOCK + c - c0] + du * <double> (v[n, c] - sv[c])
                 n = n + 1
             for c in range(c0, c1):
                 s1[c] = acc[c - c0]
