@@ -75,7 +75,7 @@ def torch_rnn(p, x, y, h0, lengths, truncate=None):
     loss.backward()
     grads = {"U": rnn.weight_ih_l0.grad, "W": rnn.weight_hh_l0.grad, "b": rnn.bias_ih_l0.grad,
              "V": lin.weight.grad, "c": lin.bias.grad, "h0": h0t.grad}
-    return float(loss), h.detach().numpy(), {k_: v.numpy() for k_, v in grads.items()}
+    return loss.item(), h.detach().numpy(), {k_: v.numpy() for k_, v in grads.items()}
 
 
 @pytest.mark.parametrize("truncate", [None, 2])
@@ -331,3 +331,22 @@ def test_bad_input_raises_value_error():
                          backend="numpy")
     with pytest.raises(ValueError):
         ops.rnn_forward(x, **p, backend="no-such-backend")
+
+
+def test_suite_cases_bind_and_report_throughput_and_memory():
+    from dlbench.suite import Variant, get_suite
+
+    cases = get_suite("rnn").cases(True)
+    assert {c.op for c in cases} == {"rnn_forward", "rnn_forward_backward"}
+    assert all(np.isfinite(c.flops()) and c.flops() > 0 for c in cases)
+    case = next(c for c in cases if c.op == "rnn_forward_backward" and c.params["tau"] == 50)
+    for variant in (Variant("numba"), Variant("torch", "nn.RNN")):
+        if variant.backend == "torch":
+            pytest.importorskip("torch")
+        bound = case.bind(variant, "float32")
+        bound.fn()
+        metrics = case.metrics(type("T", (), {"median": 0.01})())
+        assert metrics["steps_per_s"][0] == pytest.approx(case.params["tau"] * case.params["batch"] / 0.01)
+        assert metrics["activation_bytes"][0] > 0
+        if variant.backend == "numba":
+            assert metrics["peak_mem"][0] >= ops.rnn_activation_bytes(50, 32, 256, 64)
