@@ -161,7 +161,7 @@ def test_seq2one_equals_torch():
     ot = hn[0] @ V.T + c
     loss = torch.nn.functional.cross_entropy(ot, torch.tensor(cls), reduction="sum")
     loss.backward()
-    assert res.loss == pytest.approx(float(loss), rel=1e-12)
+    assert res.loss == pytest.approx(loss.item(), rel=1e-12)
     assert rel(o, ot.detach().numpy()) < 1e-12
     for name, tg in (("U", rnn.weight_ih_l0.grad), ("W", rnn.weight_hh_l0.grad), ("b", rnn.bias_ih_l0.grad),
                      ("V", V.grad), ("c", c.grad)):
