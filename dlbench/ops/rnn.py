@@ -300,7 +300,8 @@ def rnn_backward(x, h, grad_o, U, W, V=None, h0=None, lengths=None, *, grad_h=No
     dL/dU = sum_t diag(1 - h(t)^2) dL/dh(t) x(t)^T, and dL/dh(0) = W^T diag(1 - h(1)^2) dL/dh(1).
     truncate=k: truncated BPTT, the gradient does not flow from step t+1 into h(t) when t is a
     positive multiple of k (the same as detaching the state every k steps); None: full BPTT.
-    Padding steps (t >= L_i) contribute nothing, whatever grad_o holds there.
+    Padding steps (t >= L_i) contribute nothing, whatever grad_o holds there (h must be as
+    rnn_forward returns it: 0 on padding steps).
     Returns :class:`RNNGrads` (U, W, b, V, c, h0); V and c are None without V.
     """
     x, U, W, _b, V, _c, h0, s = _check_params(x, U, W, None, V, None, h0)
