@@ -285,8 +285,10 @@ def param_average(avg, theta, w):
     _average(avg, theta, avg.dtype.type(w))
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
 def _sumsq(g):
+    # reassociation lets LLVM vectorize the sum (a norm needs no fixed order); no nnan/ninf flags,
+    # so NaN and inf still propagate (check_finite relies on it)
     acc = 0.0
     for i in nb.prange(g.shape[0]):
         x = np.float64(g[i])
