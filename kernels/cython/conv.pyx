@@ -622,34 +622,44 @@ def wino_out(real[:, :, ::1] mm, real[:, :, :, ::1] y, Py_ssize_t row0, Py_ssize
         free(res)
 
 
-def _cgemm(real[:, :, ::1] a, real[:, :, ::1] b, real[:, :, ::1] out):
-    cdef Py_ssize_t nf = a.shape[0], m_ = a.shape[1], k_ = a.shape[2] // 2, n_ = b.shape[2] // 2
-    cdef Py_ssize_t f, i, j, l
-    cdef real ar, ai
+def _cmul(real[:, :, ::1] a, real[:, :, ::1] b, real[:, :, ::1] out, real sa, real sb):
+    cdef Py_ssize_t p_ = a.shape[0], r_ = a.shape[1], f_ = a.shape[2] // 2, q_ = b.shape[1]
+    cdef Py_ssize_t fc = 64
+    cdef Py_ssize_t nch = (f_ + fc - 1) // fc
+    cdef Py_ssize_t ch, lo, m, q, p, r, f
+    cdef real ar, ai, br, bi
     cdef real* o
-    cdef real* br
+    cdef real* av
+    cdef real* bv
     with nogil:
-        for f in prange(nf, schedule="static"):
-            for i in range(m_):
-                o = &out[f, i, 0]
-                for l in range(2 * n_):
-                    o[l] = 0
-                for j in range(k_):
-                    ar = a[f, i, 2 * j]
-                    ai = a[f, i, 2 * j + 1]
-                    br = &b[f, j, 0]
-                    for l in range(n_):
-                        o[2 * l] += ar * br[2 * l] - ai * br[2 * l + 1]
-                        o[2 * l + 1] += ar * br[2 * l + 1] + ai * br[2 * l]
+        for ch in prange(nch, schedule="dynamic"):
+            lo = ch * fc
+            m = _imin(f_, lo + fc) - lo
+            for q in range(q_):
+                for p in range(p_):
+                    o = &out[p, q, 2 * lo]
+                    for f in range(2 * m):
+                        o[f] = 0
+                    for r in range(r_):
+                        av = &a[p, r, 2 * lo]
+                        bv = &b[r, q, 2 * lo]
+                        for f in range(m):
+                            ar = av[2 * f]
+                            ai = sa * av[2 * f + 1]
+                            br = bv[2 * f]
+                            bi = sb * bv[2 * f + 1]
+                            o[2 * f] += ar * br - ai * bi
+                            o[2 * f + 1] += ar * bi + ai * br
 
 
-def cgemm(a, b, out):
-    """out[f] = a[f] @ b[f] for complex (F, m, k) x (F, k, n): the per-frequency channel product.
+def cmul(a, b, out, conj_a=False, conj_b=False):
+    """out[p, q, f] = sum_r op(a[p, r, f]) op(b[r, q, f]) for complex spectra (op: optional conjugate).
 
-    Computed on the interleaved (real, imaginary) float views, with explicit real arithmetic.
+    The per-frequency channel product of the fft algorithm on the interleaved (real, imaginary)
+    float views, frequency innermost, in chunks of 64 frequencies (one OpenMP job each).
     """
     rd = a.real.dtype
-    _cgemm(a.view(rd), b.view(rd), out.view(rd))
+    _cmul(a.view(rd), b.view(rd), out.view(rd), -1.0 if conj_a else 1.0, -1.0 if conj_b else 1.0)
 
 
 def separable(real[:, :, :, ::1] xp, real[:, :, ::1] col, real[:, :, ::1] row, real[:, :, :, ::1] y,

@@ -13,6 +13,6 @@ PRIMITIVES = SimpleNamespace(pad=_cy.pad, im2col=_cy.im2col, col2im=_cy.col2im, 
                              phase_merge=_cy.phase_merge, direct_fwd=_cy.direct_fwd,
                              direct_bwd_data=_cy.direct_bwd_data, direct_bwd_weight=_cy.direct_bwd_weight,
                              nhwc_pad=_cy.nhwc_pad, wino_weight=_cy.wino_weight, wino_in=_cy.wino_in,
-                             wino_out=_cy.wino_out, cgemm=_cy.cgemm, separable=_cy.separable)
+                             wino_out=_cy.wino_out, cmul=_cy.cmul, separable=_cy.separable)
 
 register_family("cython", PRIMITIVES, "Cython + OpenMP")

@@ -549,25 +549,47 @@ def wino_out(mm, y, row0, nrows, th, tw, m, at, k0):
     parallel_jobs(_wino_out, nrows, mm, y, row0, th, tw, m, at, k0, work=mm.size * 8)
 
 
+FC = 64   # frequencies per job of the spectral product
+
+
 @nb.njit(fastmath=REDUCE, **JIT)
-def _cgemm(j0, j1, a, b, out):
-    m_, k_ = a.shape[1], a.shape[2]
-    n_ = b.shape[2]
-    for f in range(j0, j1):
-        for i in range(m_):
-            o = out[f, i]
-            for l in range(n_):
-                o[l] = 0
-            for j in range(k_):
-                av = a[f, i, j]
-                br = b[f, j]
-                for l in range(n_):
-                    o[l] += av * br[l]
+def _cmul(j0, j1, a, b, out, conj_a, conj_b):
+    p_, r_, f_ = a.shape
+    q_ = b.shape[1]
+    for ch in range(j0, j1):
+        lo = ch * FC
+        m = min(f_, lo + FC) - lo
+        for q in range(q_):
+            for p in range(p_):
+                o = out[p, q, lo:lo + m]
+                for f in range(m):
+                    o[f] = 0
+                for r in range(r_):
+                    av = a[p, r, lo:lo + m]
+                    bv = b[r, q, lo:lo + m]
+                    if conj_b and not conj_a:
+                        for f in range(m):
+                            o[f] += av[f] * bv[f].conjugate()
+                    elif conj_a and not conj_b:
+                        for f in range(m):
+                            o[f] += av[f].conjugate() * bv[f]
+                    elif conj_a and conj_b:
+                        for f in range(m):
+                            o[f] += (av[f] * bv[f]).conjugate()
+                    else:
+                        for f in range(m):
+                            o[f] += av[f] * bv[f]
 
 
-def cgemm(a, b, out):
-    """out[f] = a[f] @ b[f] for complex (F, m, k) x (F, k, n): the per-frequency channel product."""
-    parallel_jobs(_cgemm, a.shape[0], a, b, out, work=a.size * b.shape[2] * 4)
+def cmul(a, b, out, conj_a=False, conj_b=False):
+    """out[p, q, f] = sum_r op(a[p, r, f]) op(b[r, q, f]) for complex spectra (op: optional conjugate).
+
+    The per-frequency channel product of the fft algorithm, frequency innermost (contiguous), so no
+    spectrum is transposed. Jobs: chunks of FC frequencies; within a chunk b's block stays cached.
+    """
+    f_ = a.shape[2]
+    parallel_jobs(_cmul, (f_ + FC - 1) // FC, a, b, out, conj_a, conj_b,
+                  work=a.shape[0] * a.shape[1] * b.shape[1] * f_ * 4)
 
 
 @nb.njit(fastmath=FMA, **JIT)
@@ -623,6 +645,6 @@ def separable(xp, col, row, y, sh, sw, dh, dw, groups):
 PRIMITIVES = SimpleNamespace(pad=pad, im2col=im2col, col2im=col2im, phase_split=phase_split,
                              phase_merge=phase_merge, direct_fwd=direct_fwd, direct_bwd_data=direct_bwd_data,
                              direct_bwd_weight=direct_bwd_weight, nhwc_pad=nhwc_pad, wino_weight=wino_weight,
-                             wino_in=wino_in, wino_out=wino_out, cgemm=cgemm, separable=separable)
+                             wino_in=wino_in, wino_out=wino_out, cmul=cmul, separable=separable)
 
 register_family("numba", PRIMITIVES, "Numba @njit(nogil) on a thread pool")

@@ -21,6 +21,8 @@ Algorithms (chapter 9, section 9.8 for the fast ones):
 - ``fft``: products in the frequency domain (9.8): per frequency, a complex matrix product over
   channels; the transforms are scipy.fft, the contraction is the backend's. Stride > 1
   computes the unit-stride result and keeps every s-th output (the book's "wasteful" form).
+  Like cuDNN's FFT algorithms it has a workspace limit: the kernel spectra (K*C/g values per
+  frequency) must fit FFT_MAX_SPECTRUM, which rules it out for many channels on large images.
 - ``winograd`` F(4x4,3x3) and ``winograd_f2`` F(2x2,3x3) (Lavin & Gray 2015): 3x3 stride 1,
   tiles transformed in NHWC so the transforms vectorize over channels, alpha^2 batched GEMMs.
 - ``separable``: a rank-1 kernel w = u v^T (detected by SVD with a tolerance) runs as a row
@@ -440,10 +442,25 @@ def winograd_backward_data(P, dy, w, x_shape, padding, groups, m):
 
 
 # ------------------------------------------------------------------ FFT
+FFT_MAX_SPECTRUM = 1 << 23     # complex values of the kernel spectra K*(C/g)*F the fft algorithm may hold
+
+
 def _fft_threads():
     from dlbench.threads import current_threads
 
     return current_threads()
+
+
+def fft_lengths(extents):
+    """Transform lengths: the next sizes scipy.fft transforms fast, at least the given extents."""
+    import scipy.fft as sf
+
+    return tuple(sf.next_fast_len(int(m), real=True) for m in extents)
+
+
+def spectrum_size(lens) -> int:
+    """Complex values of one real-input transform of shape lens (the last axis halved)."""
+    return int(np.prod(lens[:-1])) * (lens[-1] // 2 + 1)
 
 
 def _dilate(w, dilation):
@@ -456,42 +473,6 @@ def _dilate(w, dilation):
     return wd
 
 
-def _freq_matmul(P, left, right):
-    """Batched complex product over the leading frequency axis: (F, a, c) @ (F, c, b)."""
-    out = np.empty((left.shape[0], left.shape[1], right.shape[2]), dtype=left.dtype)
-    P.cgemm(np.ascontiguousarray(left), np.ascontiguousarray(right), out)
-    return out
-
-
-def fft_forward(P, x, w, stride, padding, dilation, groups):
-    import scipy.fft as sf
-
-    nd = x.ndim - 2
-    n, c = x.shape[:2]
-    k, cg = w.shape[:2]
-    kg = k // groups
-    out = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
-    xp = padded(P, as5(x), p3(padding)).reshape((n, c) + tuple(m + lo + hi for m, (lo, hi) in
-                                                              zip(x.shape[2:], padding)))
-    axes = tuple(range(2, 2 + nd))
-    lens = tuple(sf.next_fast_len(m, real=True) for m in xp.shape[2:])
-    wk = _dilate(w, dilation)
-    xf = sf.rfftn(xp, s=lens, axes=axes, workers=_fft_threads())
-    wf = sf.rfftn(wk, s=lens, axes=axes, workers=_fft_threads())
-    fshape = xf.shape[2:]
-    nf = math.prod(fshape)
-    xf = xf.reshape(n, c, nf)
-    wf = wf.reshape(k, cg, nf)
-    yf = np.empty((n, k, nf), dtype=xf.dtype)
-    for g in range(groups):
-        left = xf[:, g * cg:(g + 1) * cg].transpose(2, 0, 1)                # (F, N, Cg)
-        right = np.conj(wf[g * kg:(g + 1) * kg]).transpose(2, 1, 0)         # (F, Cg, Kg)
-        yf[:, g * kg:(g + 1) * kg] = _freq_matmul(P, left, right).transpose(1, 2, 0)
-    yfull = sf.irfftn(yf.reshape((n, k) + fshape), s=lens, axes=axes, workers=_fft_threads())
-    sel = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
-    return np.ascontiguousarray(yfull[(slice(None), slice(None)) + sel], dtype=x.dtype)
-
-
 def _upsample(dy, stride):
     """dy with s-1 zeros between samples (the strided output placed back on the unit grid)."""
     if all(s == 1 for s in stride):
@@ -502,60 +483,101 @@ def _upsample(dy, stride):
     return u
 
 
-def fft_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
-    """dx_pad = dy_upsampled (*) w_dilated, a linear (true) convolution (eq. 9.13), then cropped."""
+def _rfft(a, lens):
     import scipy.fft as sf
 
-    nd = dy.ndim - 2
+    nd = len(lens)
+    f = sf.rfftn(a, s=lens, axes=tuple(range(a.ndim - nd, a.ndim)), workers=_fft_threads())
+    return f.reshape(f.shape[:2] + (-1,))
+
+
+def _irfft(f, lead, fshape, lens):
+    import scipy.fft as sf
+
+    nd = len(lens)
+    return sf.irfftn(f.reshape(tuple(lead) + tuple(fshape)), s=lens, axes=tuple(range(2, 2 + nd)),
+                     workers=_fft_threads())
+
+
+def _fshape(lens):
+    return tuple(lens[:-1]) + (lens[-1] // 2 + 1,)
+
+
+def _grouped_product(P, a, b, out, groups, a_axis, b_axis, out_axes, conj_a=False, conj_b=False):
+    """out[p, q, f] = sum_r op(a)[p, r, f] op(b)[r, q, f] per group (frequency innermost).
+
+    a_axis / b_axis: which axis of a / b carries the group blocks (the other non-frequency axis
+    is shared); out_axes: (axis of out for a's blocks or None, axis for b's blocks or None).
+    """
+    if groups == 1:
+        P.cmul(a, b, out, conj_a, conj_b)
+        return
+    def blk(arr, axis, g):
+        if axis is None:
+            return arr
+        n = arr.shape[axis] // groups
+        idx = [slice(None)] * arr.ndim
+        idx[axis] = slice(g * n, (g + 1) * n)
+        return arr[tuple(idx)]
+
+    for g in range(groups):
+        ag = np.ascontiguousarray(blk(a, a_axis, g))
+        bg = np.ascontiguousarray(blk(b, b_axis, g))
+        og = np.empty((ag.shape[0], bg.shape[1], ag.shape[2]), dtype=out.dtype)
+        P.cmul(ag, bg, og, conj_a, conj_b)
+        idx = [slice(None)] * 3
+        for ax in out_axes:
+            if ax is not None:
+                n = out.shape[ax] // groups
+                idx[ax] = slice(g * n, (g + 1) * n)
+        out[tuple(idx)] = og
+
+
+def fft_forward(P, x, w, stride, padding, dilation, groups):
+    """Y(f) = sum_c X(f) conj(W(f)) per frequency (correlation theorem, 9.8), then the inverse
+    transform; stride > 1 keeps every s-th output of the unit-stride result."""
+    n, k = x.shape[0], w.shape[0]
+    out = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    ext = tuple(m + lo + hi for m, (lo, hi) in zip(x.shape[2:], padding))
+    xp = padded(P, as5(x), p3(padding)).reshape(x.shape[:2] + ext)
+    lens = fft_lengths(ext)
+    xf = _rfft(xp, lens)                                              # (N, C, F)
+    wf = _rfft(_dilate(w, dilation).swapaxes(0, 1), lens)             # (Cg, K, F)
+    yf = np.empty((n, k, xf.shape[2]), dtype=xf.dtype)
+    _grouped_product(P, xf, wf, yf, groups, 1, 1, (None, 1), conj_b=True)
+    yfull = _irfft(yf, (n, k), _fshape(lens), lens)
+    sel = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
+    return np.ascontiguousarray(yfull[(slice(None), slice(None)) + sel], dtype=x.dtype)
+
+
+def fft_backward_data(P, dy, w, x_shape, stride, padding, dilation, groups):
+    """dx_pad = dy_upsampled (*) w_dilated, a linear (true) convolution (eq. 9.13), then cropped."""
     n, c = x_shape[:2]
-    k, cg = w.shape[:2]
-    kg = k // groups
-    axes = tuple(range(2, 2 + nd))
     dyu = _upsample(dy, stride)
     wk = _dilate(w, dilation)
-    lens = tuple(sf.next_fast_len(max(u + e - 1, lo + m), real=True)
-                 for u, e, m, (lo, _) in zip(dyu.shape[2:], wk.shape[2:], x_shape[2:], padding))
-    df = sf.rfftn(dyu, s=lens, axes=axes, workers=_fft_threads())
-    wf = sf.rfftn(wk, s=lens, axes=axes, workers=_fft_threads())
-    fshape = df.shape[2:]
-    nf = math.prod(fshape)
-    df = df.reshape(n, k, nf)
-    wf = wf.reshape(k, cg, nf)
-    xf = np.empty((n, c, nf), dtype=df.dtype)
-    for g in range(groups):
-        left = df[:, g * kg:(g + 1) * kg].transpose(2, 0, 1)                # (F, N, Kg)
-        right = wf[g * kg:(g + 1) * kg].transpose(2, 0, 1)                  # (F, Kg, Cg)
-        xf[:, g * cg:(g + 1) * cg] = _freq_matmul(P, left, right).transpose(1, 2, 0)
-    full = sf.irfftn(xf.reshape((n, c) + fshape), s=lens, axes=axes, workers=_fft_threads())
+    lens = fft_lengths(max(u + e - 1, lo + m)
+                       for u, e, m, (lo, _) in zip(dyu.shape[2:], wk.shape[2:], x_shape[2:], padding))
+    df = _rfft(dyu, lens)                                             # (N, K, F)
+    wf = _rfft(wk, lens)                                              # (K, Cg, F)
+    xf = np.empty((n, c, df.shape[2]), dtype=df.dtype)
+    _grouped_product(P, df, wf, xf, groups, 1, 0, (None, 1))
+    full = _irfft(xf, (n, c), _fshape(lens), lens)
     crop = tuple(slice(lo, lo + m) for m, (lo, _) in zip(x_shape[2:], padding))
     return np.ascontiguousarray(full[(slice(None), slice(None)) + crop], dtype=dy.dtype)
 
 
 def fft_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups):
     """dw[k,c,r] = circular correlation of dy_upsampled with x_pad at lags r*d (eq. 9.11)."""
-    import scipy.fft as sf
-
-    nd = x.ndim - 2
-    n, c = x.shape[:2]
     k, cg = w_shape[:2]
-    kg = k // groups
-    axes = tuple(range(2, 2 + nd))
-    xp = padded(P, as5(x), p3(padding)).reshape((n, c) + tuple(m + lo + hi for m, (lo, hi) in
-                                                              zip(x.shape[2:], padding)))
+    ext = tuple(m + lo + hi for m, (lo, hi) in zip(x.shape[2:], padding))
+    xp = padded(P, as5(x), p3(padding)).reshape(x.shape[:2] + ext)
     dyu = _upsample(dy, stride)
-    lens = tuple(sf.next_fast_len(m, real=True) for m in xp.shape[2:])
-    xf = sf.rfftn(xp, s=lens, axes=axes, workers=_fft_threads())
-    df = sf.rfftn(dyu, s=lens, axes=axes, workers=_fft_threads())
-    fshape = xf.shape[2:]
-    nf = math.prod(fshape)
-    xf = xf.reshape(n, c, nf)
-    df = df.reshape(n, k, nf)
-    gf = np.empty((k, cg, nf), dtype=xf.dtype)
-    for g in range(groups):
-        left = np.conj(df[:, g * kg:(g + 1) * kg]).transpose(2, 1, 0)       # (F, Kg, N)
-        right = xf[:, g * cg:(g + 1) * cg].transpose(2, 0, 1)              # (F, N, Cg)
-        gf[g * kg:(g + 1) * kg] = _freq_matmul(P, left, right).transpose(1, 2, 0)
-    full = sf.irfftn(gf.reshape((k, cg) + fshape), s=lens, axes=axes, workers=_fft_threads())
+    lens = fft_lengths(ext)
+    xf = _rfft(xp, lens)                                              # (N, C, F)
+    df = _rfft(dyu.swapaxes(0, 1), lens)                              # (K, N, F)
+    gf = np.empty((k, cg, xf.shape[2]), dtype=xf.dtype)
+    _grouped_product(P, df, xf, gf, groups, 0, 1, (0, None), conj_a=True)
+    full = _irfft(gf, (k, cg), _fshape(lens), lens)
     sel = tuple(slice(0, d * (kk - 1) + 1, d) for kk, d in zip(w_shape[2:], dilation))
     return np.ascontiguousarray(full[(slice(None), slice(None)) + sel], dtype=x.dtype)
 
@@ -618,6 +640,21 @@ def check_unit_stride(nd):
         g = _geometry(nd, params)
         if any(v != 1 for v in g.stride):
             return f"kn2row requires stride 1, got {g.stride}"
+        return None
+    return check
+
+
+def check_fft(nd):
+    def check(**params):
+        import os
+
+        g = _geometry(nd, params)
+        limit = int(os.environ.get("DLBENCH_FFT_MAX_SPECTRUM", FFT_MAX_SPECTRUM))
+        ext = [m + lo + hi for m, (lo, hi) in zip(g.in_size, g.padding)]
+        size = g.K * (g.C // g.groups) * spectrum_size(fft_lengths(ext))
+        if size > limit:
+            return (f"fft needs the kernel spectra K*C/groups*F = {size} complex values, more than its "
+                    f"workspace limit {limit} (DLBENCH_FFT_MAX_SPECTRUM): many channels on a large image")
         return None
     return check
 
@@ -709,10 +746,12 @@ def register_family(backend: str, P: SimpleNamespace, origin: str) -> None:
             f"{d}: kn2row on the transposed problem{gemm_note}")
         reg(op + "_backward_weight", "kn2row", bw_kn, "stride 1", cs, gemm_extra,
             f"{d}: per tap, dy times the shifted input transposed{gemm_note}")
-        reg(op, "fft", fwd_fft, "any (stride > 1 computes the unit-stride result and subsamples)",
+        cf = check_fft(nd)
+        fcons = "kernel spectra K*C/groups*F within the FFT workspace limit"
+        reg(op, "fft", fwd_fft, fcons + " (stride > 1 computes the unit-stride result and subsamples)", cf,
             note=f"{d}: FFT (scipy.fft) + per-frequency channel products (9.8)")
-        reg(op + "_backward_data", "fft", bd_fft, "any", note=f"{d}: FFT of upsampled dy times kernel")
-        reg(op + "_backward_weight", "fft", bw_fft, "any", note=f"{d}: FFT correlation of dy and x")
+        reg(op + "_backward_data", "fft", bd_fft, fcons, cf, note=f"{d}: FFT of upsampled dy times kernel")
+        reg(op + "_backward_weight", "fft", bw_fft, fcons, cf, note=f"{d}: FFT correlation of dy and x")
 
     for m, alg in ((4, "winograd"), (2, "winograd_f2")):
         def fwd_w(x, w, stride, padding, dilation, groups, m=m):
