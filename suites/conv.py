@@ -8,9 +8,10 @@ Inception 192->32 28^2 5x5 p2; DeepBench speech 1->32 161x700 5x20 s2 (no paddin
 convnet-benchmarks L4 128->128 16^2 7x7 (no padding: the issue gives none); depthwise 32
 channels 112^2 3x3 groups=32 (padding 1, as in MobileNet; the issue gives none).
 
-Variants: numpy (the reference), numba and cython with ``auto`` and every eligible explicit
-algorithm, torch as the peer (``torch.nn.functional.conv2d``; gradients with
-``torch.nn.grad.conv2d_input`` / ``conv2d_weight``, which autograd calls), and scipy
+Variants: numpy (the reference; with --quick only on layers under QUICK_NUMPY_GFLOP), numba and
+cython with ``auto`` and every eligible explicit algorithm (see ``wanted`` for ``separable``),
+torch as the peer (``torch.nn.functional.conv2d``; gradients with ``torch.nn.grad.conv2d_input``
+/ ``conv2d_weight``, which autograd calls), and scipy
 (``scipy.signal.correlate``) where it computes the same thing: single input channel, no groups.
 The ``chosen`` column of an ``auto`` row names the algorithm the autotuner picked. The
 ``separable`` variant runs on a rank-1 kernel of the same shape (its work does not depend on
@@ -42,7 +43,7 @@ OPS = {"fwd": "conv2d", "bwd_data": "conv2d_backward_data", "bwd_weight": "conv2
 ALGORITHMS = ["direct", "im2col", "gemm1x1", "kn2row", "fft", "winograd", "winograd_f2", "separable"]
 # the NumPy reference above this many GFLOP is left out of --quick (it runs at BLAS speed, but
 # one pass over every offset of a 7x7 or 5x20 kernel still takes seconds)
-QUICK_NUMPY_GFLOP = 1.0
+QUICK_NUMPY_GFLOP = 0.25
 
 
 def shape_params(shape, n: int) -> dict:
@@ -159,6 +160,17 @@ def eligible(params: dict, algorithm: str, op: str) -> bool:
     return kern is not None and kern.applies("float32", **params) is None
 
 
+def wanted(params: dict, algorithm: str, quick: bool) -> bool:
+    """Explicit algorithms measured for a shape: every eligible one, except that ``separable`` is
+    left out for 1-wide kernels (trivially rank-1: it is then a plain product) and, with --quick,
+    for layers with more than 3 input channels per group (it works per (k, c) pair)."""
+    if algorithm != "separable":
+        return True
+    if params["R"] == 1 or params["S"] == 1:
+        return False
+    return not quick or params["C"] // params["groups"] <= 3
+
+
 def variants_for(params: dict, which: str, quick: bool, gflop: float) -> list[Variant]:
     op = OPS[which]
     out = []
@@ -166,7 +178,8 @@ def variants_for(params: dict, which: str, quick: bool, gflop: float) -> list[Va
         out.append(Variant("numpy", "reference"))
     for backend in ("numba", "cython"):
         out.append(Variant(backend, "auto"))
-        out += [Variant(backend, a) for a in ALGORITHMS if eligible(params, a, op)]
+        out += [Variant(backend, a) for a in ALGORITHMS
+                if eligible(params, a, op) and wanted(params, a, quick)]
     out.append(Variant("torch", "nn.functional" if which == "fwd" else "nn.grad"))
     if params["C"] == 1 and params["groups"] == 1 and which == "fwd":
         out.append(Variant("scipy", "signal.correlate"))
