@@ -19,9 +19,10 @@ Semantics:
   (C_in, C_out/groups, R, S) layout like ``torch.nn.functional.conv_transpose2d``.
 
 Algorithms (``db.kernels(op="conv2d")`` lists them with their constraints): ``reference``
-(numpy backend), ``direct``, ``im2col``, ``gemm1x1``, ``fft``, ``winograd`` (F(4x4,3x3)),
-``winograd_f2`` (F(2x2,3x3)), ``separable``; ``auto`` never picks ``separable`` (its
-eligibility depends on the kernel values, not the shape).
+(numpy backend), ``direct``, ``im2col``, ``gemm1x1`` (1x1 kernels), ``kn2row`` (stride 1),
+``fft`` (workspace-limited), ``winograd`` (F(4x4,3x3)) and ``winograd_f2`` (F(2x2,3x3)) for 3x3
+stride 1, ``separable`` (rank-1 kernels); ``auto`` never picks ``separable`` (its eligibility
+depends on the kernel values, not the shape). See ``dlbench.kernels.numba_cpu.conv_drivers``.
 """
 
 from __future__ import annotations

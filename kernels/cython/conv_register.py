@@ -15,4 +15,5 @@ PRIMITIVES = SimpleNamespace(pad=_cy.pad, im2col=_cy.im2col, col2im=_cy.col2im, 
                              nhwc_pad=_cy.nhwc_pad, wino_weight=_cy.wino_weight, wino_in=_cy.wino_in,
                              wino_out=_cy.wino_out, cmul=_cy.cmul, separable=_cy.separable)
 
-register_family("cython", PRIMITIVES, "Cython + OpenMP")
+ORIGIN = "Cython + OpenMP" + (", AVX2/FMA register blocks" if _cy.simd_kernels() else "")
+register_family("cython", PRIMITIVES, ORIGIN)
