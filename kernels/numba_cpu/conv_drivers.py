@@ -231,9 +231,13 @@ def im2col_forward(P, x, w, stride, padding, dilation, groups):
     identity = rows == cg and all(s == 1 for s in st) and all(lo == 0 and hi == 0 for lo, hi in pd)
     x5 = as5(x)
     y = np.empty((n, k) + tuple(out[3 - (x.ndim - 2):]), dtype=x.dtype)
-    nb = 1 if opq >= SMALL_SPATIAL and identity else _chunk(n, rows * opq, x.itemsize)
-    if opq >= SMALL_SPATIAL * 4:
-        nb = 1
+    if identity:              # 1x1, stride 1, no padding: one batched GEMM over the images
+        x3, y3 = x.reshape(n, x.shape[1], opq), y.reshape(n, k, opq)
+        wm = w.reshape(groups, kg, cg)
+        for g in range(groups):
+            batched_gemm(wm[g], x3[:, g * cg:(g + 1) * cg], out=y3[:, g * kg:(g + 1) * kg])
+        return y
+    nb = 1 if opq >= SMALL_SPATIAL * 4 else _chunk(n, rows * opq, x.itemsize)
     buf = np.empty(rows * nb * opq, dtype=x.dtype)
     tmp = np.empty(kg * nb * opq, dtype=x.dtype) if nb > 1 else None
     wm = w.reshape(groups, kg, rows)
@@ -295,10 +299,17 @@ def im2col_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups)
     rows = cg * math.prod(ks)
     identity = rows == cg and all(s == 1 for s in st) and all(lo == 0 and hi == 0 for lo, hi in pd)
     x5 = as5(x)
+    dw = np.zeros((groups, kg, rows), dtype=x.dtype)
+    if identity:              # 1x1, stride 1, no padding: dw = sum_n dy_n x_n^T, one batched GEMM
+        x3, dy3 = x.reshape(n, x.shape[1], opq), dy.reshape(n, k, opq)
+        part = np.empty((n, kg, cg), dtype=x.dtype)
+        for g in range(groups):
+            batched_gemm(dy3[:, g * kg:(g + 1) * kg], x3[:, g * cg:(g + 1) * cg].transpose(0, 2, 1), out=part)
+            dw[g] = part.sum(axis=0)
+        return dw.reshape(w_shape)
     nb = 1 if opq >= SMALL_SPATIAL * 4 else _chunk(n, rows * opq, x.itemsize)
     buf = np.empty(rows * nb * opq, dtype=x.dtype)
     dy_buf = np.empty(kg * nb * opq, dtype=x.dtype) if nb > 1 else None
-    dw = np.zeros((groups, kg, rows), dtype=x.dtype)
     dy3 = dy.reshape(n, k, opq)
     for n0 in range(0, n, nb):
         b = min(nb, n - n0)
