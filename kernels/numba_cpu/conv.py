@@ -23,6 +23,7 @@ vectorizes them; indexing the N-d arrays directly in the inner loop did not vect
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -36,6 +37,7 @@ FMA = {"contract"}
 REDUCE = {"contract", "reassoc", "nsz"}
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_pid = 0
 
 
 SERIAL_WORK = 1 << 17   # below about this many element operations a call stays on the calling thread
@@ -48,7 +50,7 @@ def parallel_jobs(fn, njobs, *args, work=None):
     the calling thread (dynamic scheduling evens out jobs of unequal cost). ``work`` (element
     operations, rough) below SERIAL_WORK runs serially: waking a thread costs more than that.
     """
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_pid
     nt = min(nb.get_num_threads(), njobs)
     if work is not None and work < SERIAL_WORK:
         nt = 1
@@ -56,9 +58,10 @@ def parallel_jobs(fn, njobs, *args, work=None):
         if njobs > 0:
             fn(0, njobs, *args)
         return
-    if _pool is None or _pool_size < nt - 1:
+    if _pool is None or _pool_size < nt - 1 or _pool_pid != os.getpid():   # (re)create, also after fork
         _pool = ThreadPoolExecutor(max_workers=nt - 1, thread_name_prefix="dlbench-conv")
         _pool_size = nt - 1
+        _pool_pid = os.getpid()
     chunks = min(njobs, 4 * nt)
     bounds = [njobs * i // chunks for i in range(chunks + 1)]
     todo = iter(range(chunks))
