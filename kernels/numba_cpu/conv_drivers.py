@@ -42,6 +42,7 @@ from dlbench.ops._common import output_size
 CHUNK_BYTES = 8 << 20          # im2col buffer per chunk of images
 WINO_CHUNK_BYTES = 4 << 20     # Winograd V buffer per chunk of tile rows
 SMALL_SPATIAL = 256            # below this many output positions per image, batch images per GEMM
+SMALL_DW = 1 << 16             # weight-gradient blocks (K/g x C/g*R*S) up to this size: one GEMM per image
 
 
 # ------------------------------------------------------------------ shapes
@@ -308,16 +309,29 @@ def im2col_backward_weight(P, x, dy, w_shape, stride, padding, dilation, groups)
             dw[g] = part.sum(axis=0)
         return dw.reshape(w_shape)
     nb = 1 if opq >= SMALL_SPATIAL * 4 else _chunk(n, rows * opq, x.itemsize)
+    # a small dw block (kg x rows) leaves a single GEMM little to share among threads: then the
+    # images of a chunk are separate items of one batched GEMM (one per thread) and summed after
+    per_image = kg * rows <= SMALL_DW and n > 1
+    if per_image:
+        from dlbench.threads import current_threads
+
+        nb = min(n, max(nb, current_threads()))
+        part = np.empty((nb, kg, rows), dtype=x.dtype)
     buf = np.empty(rows * nb * opq, dtype=x.dtype)
-    dy_buf = np.empty(kg * nb * opq, dtype=x.dtype) if nb > 1 else None
+    dy_buf = np.empty(kg * nb * opq, dtype=x.dtype) if nb > 1 and not per_image else None
     dy3 = dy.reshape(n, k, opq)
     for n0 in range(0, n, nb):
         b = min(nb, n - n0)
         for g in range(groups):
             cols = _unfold(P, x5, buf[:rows * b * opq].reshape(rows, b * opq), n0, b, g * cg, cg,
                            ks, st, dl, pd, out, identity)
-            d = _dy_block(dy3, n0, b, g * kg, kg, dy_buf)
-            gemm(d, cols, out=dw[g], beta=1.0, trans_b=True)
+            if per_image and b > 1:
+                items = cols.reshape(rows, b, opq).transpose(1, 2, 0)           # (b, OPQ, rows)
+                batched_gemm(dy3[n0:n0 + b, g * kg:(g + 1) * kg], items, out=part[:b])
+                dw[g] += part[:b].sum(axis=0)
+            else:
+                d = _dy_block(dy3, n0, b, g * kg, kg, dy_buf)
+                gemm(d, cols, out=dw[g], beta=1.0, trans_b=True)
     return dw.reshape(w_shape)
 
 
