@@ -28,7 +28,7 @@ from numba.extending import overload
 from dlbench.registry import register_kernel
 
 # Rational minimax approximation of tanh on [-7.905, 7.905] (numerator odd degree 13,
-# denominator even degree 6), the one Eigen uses for float32; exact to float32 rounding there.
+# denominator even degree 6), the one Eigen uses for float32: within 4e-7 of tanh everywhere.
 _CLAMP = np.float32(7.90531110763549805)
 _A1, _A3 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04)
 _A5 = np.float32(1.48572235717979e-05)
