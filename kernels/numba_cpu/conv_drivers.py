@@ -9,13 +9,17 @@ convolutions are the 3-D ones with unit leading spatial dimensions, so one primi
 
 Algorithms (chapter 9, section 9.8 for the fast ones):
 
-- ``direct``: blocked loops over output rows (several output channels per pass, the innermost
-  loop along a row, contiguous at stride 1 so it vectorizes); the data gradient at stride 1 is
-  the direct forward of the transposed problem, at stride > 1 a race-free scatter (eq. 9.13).
+- ``direct``: the padded input is cut into its stride phases (one plane per phase), so every
+  kernel tap reads a plane at unit stride and the output is accumulated on a "wide" grid (rows
+  of the plane's width, extra columns dropped): unit-stride inner loops at any stride and
+  dilation, register-blocked (4 output channels x 16 positions) in Cython, slice loops in Numba;
+  the data gradient at stride 1 is the direct forward of the transposed problem, at stride > 1
+  a race-free scatter into the phase planes (eq. 9.13); the weight gradient long dot products.
 - ``im2col``: unfold the receptive fields into a matrix (rows (c, t, r, s), columns = output
   positions) and multiply by the weights as a (K, C*T*R*S) matrix; gradients: the weight
   gradient is dy @ cols^T (eq. 9.11), the data gradient W^T @ dy folded back (col2im, eq. 9.13).
-- ``gemm1x1``: a 1x1 kernel is a matrix product per image (a strided copy first when stride > 1).
+- ``gemm1x1``: a 1x1 kernel is a matrix product (one batched GEMM over the images at stride 1;
+  a strided copy first when stride > 1).
 - ``kn2row``: stride 1; the sum over kernel taps of 1x1 convolutions (one batched GEMM per tap on
   a shifted strided view of the padded input, accumulated): no unfolded copy of the input.
 - ``fft``: products in the frequency domain (9.8): per frequency, a complex matrix product over
