@@ -20,8 +20,10 @@ $(VENV)/.installed: $(VENV)/bin/activate pyproject.toml setup.py
 	$(PIP) install -q --no-build-isolation -e ".[torch]"
 	touch $@
 
+# the dev extra on top of the editable install (no second build of the Cython extensions)
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q --no-build-isolation -e ".[dev,torch]"
+	$(PY) scripts/dev_requirements.py > $(VENV)/dev-requirements.txt
+	$(PIP) install -q -r $(VENV)/dev-requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed-dev
