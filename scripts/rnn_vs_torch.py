@@ -12,11 +12,19 @@ time to ours (> 1: we are faster). "fwd" is eq. 10.8-10.10 (RNN + output layer);
 "fwd+bptt" adds the NLL (eq. 10.12-10.14) and BPTT (eq. 10.17-10.21): all parameter gradients.
 --scaling fits time and peak memory (tracemalloc for ours; torch's saved-for-backward bytes) to
 a + b * tau and prints R^2.
+
+Numba's "omp" threading layer (the system libgomp) beside torch's own bundled libgomp makes
+torch.nn.RNN, which opens a few OpenMP regions per time step, 5-20x slower in the same process
+on this 2-core machine (measured: 1-3 s instead of ~0.1-0.2 s for hidden 256, batch 32, tau 200).
+This script therefore starts Numba with the "workqueue" layer unless NUMBA_THREADING_LAYER is
+set (``--numba-layer omp`` reproduces the slowdown).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 import tracemalloc
 
@@ -129,7 +137,13 @@ def main(argv=None):
     ap.add_argument("--backends", default="numba,cython", help="ours, comma-separated (numpy is slow)")
     ap.add_argument("--scaling", default="", help="comma-separated taus for the O(tau) fit (fwd+bptt)")
     ap.add_argument("--scaling-backend", default="numba")
+    ap.add_argument("--numba-layer", default=None,
+                    help="NUMBA_THREADING_LAYER (default: the environment's, else workqueue)")
     args = ap.parse_args(argv)
+    if "numba" in sys.modules:
+        print("# numba already imported: its threading layer cannot be chosen here")
+    elif args.numba_layer or "NUMBA_THREADING_LAYER" not in os.environ:
+        os.environ["NUMBA_THREADING_LAYER"] = args.numba_layer or "workqueue"
 
     from dlbench.kernels.numba_cpu.rnn_blas import gemm_backend
 
@@ -137,7 +151,8 @@ def main(argv=None):
     from dlbench.threads import set_threads
 
     applied = set_threads(args.threads)
-    print(f"# threads {applied}; big GEMMs via {gemm_backend()}; dtype {args.dtype}")
+    print(f"# threads {applied}; numba layer {os.environ.get('NUMBA_THREADING_LAYER', 'default')}; "
+          f"big GEMMs via {gemm_backend()}; dtype {args.dtype}; load {os.getloadavg()[0]:.2f}")
     shape = {"hidden": args.hidden, "batch": args.batch, "n_in": 64, "n_out": 64, "tau": args.tau}
     fns = build(args.hidden, args.batch, args.tau, args.dtype, args.backends.split(","))
     med, _ = interleaved(fns, args.reps)
@@ -170,6 +185,7 @@ def main(argv=None):
                           ("torch saved memory", cols[4])):
             a, b, r2 = r2_line(cols[0], ys)
             print(f"fit {label:<20} a + b*tau: a = {a:.4g}, b = {b:.4g} per step, R^2 = {r2:.4f}")
+    print(f"# load at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
