@@ -7,7 +7,8 @@ A variant runs the DeepOBS protocol of ``dlbench.convergence`` (learning-rate gr
 best rate re-run on 5 fresh seeds, median and bootstrap CI). ``--quick`` is a subset (coarser grid,
 one tuning seed, budgets capped at 1000 iterations, a mini Schaul bank) that costs ~1.6 CPU-minutes
 (estimated 2-3 minutes of wall time on the idle 2-core reference machine; 5.6 min measured while
-other jobs kept its load near 12). ``--full`` runs every problem at its own budget on the full grid with 10 seeds.
+other jobs kept its load near 12). ``--full`` runs every problem at its own budget on the full grid
+with 10 seeds.
 """
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ def test_threads_applied_everywhere():
 def test_results_store_roundtrip_and_bad_folders(tmp_path):
     st = ResultStore(tmp_path / "run")
     st.append([{"suite": "s", "benchmark": "b", "params": "{}", "backend": "numpy", "algorithm": "a",
-                "dtype": "float32", "threads": 2, "metric": "time", "value": 1.5, "unit": "s", "status": "ok"}])
+                "dtype": "float32", "threads": 2, "metric": "time", "value": 1.5, "unit": "s",
+                "status": "ok"}])
     df = load_rows(tmp_path / "run")
     assert len(df) == 1 and df.value.iloc[0] == 1.5 and df.threads.iloc[0] == 2
     assert st.done_keys() == {("s", "b", "{}", "numpy", "a", "float32", "2")}

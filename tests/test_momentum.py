@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from dlbench.suites.smoke import ALPHA, LR, bind_momentum, momentum_inputs
 
 import dlbench as db
 from dlbench import optim
 from dlbench.registry import get_kernel
 from dlbench.suite import Variant, get_suite
-from dlbench.suites.smoke import ALPHA, LR, bind_momentum, momentum_inputs
 
 BACKENDS = ["numpy", "numba", "cython", "numba-cuda"]
 
