@@ -33,8 +33,15 @@ ctypedef void (*sgemm_t)(char *ta, char *tb, int *m, int *n, int *k, float *alph
 ctypedef void (*dgemm_t)(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a, int *lda,
                          double *b, int *ldb, double *beta, double *c, int *ldc) noexcept nogil
 
+ctypedef void (*sgemv_t)(char *ta, int *m, int *n, float *alpha, float *a, int *lda, float *x, int *incx,
+                         float *beta, float *y, int *incy) noexcept nogil
+ctypedef void (*dgemv_t)(char *ta, int *m, int *n, double *alpha, double *a, int *lda, double *x, int *incx,
+                         double *beta, double *y, int *incy) noexcept nogil
+
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
+cdef sgemv_t _sgemv = NULL
+cdef dgemv_t _dgemv = NULL
 
 
 cdef void *_blas_pointer(str name) except NULL:
@@ -45,19 +52,30 @@ cdef void *_blas_pointer(str name) except NULL:
 
 _sgemm = <sgemm_t>_blas_pointer("sgemm")
 _dgemm = <dgemm_t>_blas_pointer("dgemm")
+_sgemv = <sgemv_t>_blas_pointer("sgemv")
+_dgemv = <dgemv_t>_blas_pointer("dgemv")
 
 
 cdef inline void _mm(real *a, bint trans_a, real *b, bint trans_b, real *c, int m, int n, int k,
                      real beta) noexcept nogil:
     """Row-major C (m x n) = op(A) (m x k) @ op(B) (k x n) + beta C, all contiguous: the
-    column-major BLAS call for C^T = op(B)^T op(A)^T."""
+    column-major BLAS call for C^T = op(B)^T op(A)^T. One row (m = 1, batch 1) goes to ?gemv:
+    a GEMM with one column packs all of B at every call, ten times slower here."""
     cdef char ta = b'T' if trans_b else b'N'
     cdef char tb = b'T' if trans_a else b'N'
     cdef int lda = k if trans_b else n         # row length of B as stored
     cdef int ldb = m if trans_a else k         # row length of A as stored
     cdef int ldc = n
+    cdef int inc = 1
+    cdef int rows = k if trans_b else n        # rows of B as a column-major matrix
+    cdef int cols = n if trans_b else k
     cdef real one = 1
-    if real is float:
+    if m == 1:
+        if real is float:
+            _sgemv(&ta, &rows, &cols, &one, b, &lda, a, &inc, &beta, c, &inc)
+        else:
+            _dgemv(&ta, &rows, &cols, &one, b, &lda, a, &inc, &beta, c, &inc)
+    elif real is float:
         _sgemm(&ta, &tb, &n, &m, &k, &one, b, &lda, a, &ldb, &beta, c, &ldc)
     else:
         _dgemm(&ta, &tb, &n, &m, &k, &one, b, &lda, a, &ldb, &beta, c, &ldc)
@@ -91,11 +109,12 @@ cdef inline real _act(real a) noexcept nogil:
         return tanh(a)
 
 
-def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] W, real[::1] b,
+def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] Wt, real[::1] b,
                        long long[::1] lengths, real[:, ::1] h_last, real[:, ::1] tmp, long long[::1] parts):
     """h holds U x(t) on entry and h(t) on exit (eq. 10.8-10.9). Thread p owns rows
-    parts[p]:parts[p+1]; per step tmp = h(t-1) W^T on them (BLAS), then h(t) = tanh(U x(t) + b +
-    tmp) on live rows (0 on padding); h_last[i] = h(L_i)."""
+    parts[p]:parts[p+1]; per step tmp = h(t-1) W^T on them (BLAS; Wt = W^T, C-contiguous: the
+    non-transposed product is much faster for one row), then h(t) = tanh(U x(t) + b + tmp) on
+    live rows (0 on padding); h_last[i] = h(L_i)."""
     cdef Py_ssize_t tau = h.shape[0], nh = h.shape[2]
     cdef Py_ssize_t p, t, i, j, i0, i1
     cdef real *prev
@@ -107,7 +126,7 @@ def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] W, real[
             i1 = parts[p + 1]
             for t in range(tau):
                 prev = &h0[i0, 0] if t == 0 else &h[t - 1, i0, 0]
-                _mm(prev, False, &W[0, 0], True, &tmp[i0, 0], <int>(i1 - i0), <int>nh, <int>nh, 0)
+                _mm(prev, False, &Wt[0, 0], False, &tmp[i0, 0], <int>(i1 - i0), <int>nh, <int>nh, 0)
                 for i in range(i0, i1):
                     row = &h[t, i, 0]
                     tr = &tmp[i, 0]
@@ -275,12 +294,12 @@ def tf_backward(real[:, :, ::1] da, real[:, :, ::1] h, long long[:, ::1] prev, l
                         dWt[p, j] = dWt[p, j] + da[t, i, j]
 
 
-def generate(real[:, :, ::1] a_in, real[:, ::1] Wt, real[::1] b, real[:, ::1] V, real[::1] c,
+def generate(real[:, :, ::1] a_in, real[:, ::1] Wt, real[::1] b, real[:, ::1] Vt, real[::1] c,
              long long[::1] y0, double[:, ::1] u, bint sample, long long[:, ::1] tokens,
              real[:, :, ::1] o, real[:, ::1] hbuf):
     """Free-running generation of fig. 10.4: per step h = tanh(U x(t) + b + W[:, y_hat(t-1)]),
-    o = h V^T + c (BLAS), y_hat(t) = argmax o or the inverse-CDF draw of softmax(o) at u."""
-    cdef Py_ssize_t tau = a_in.shape[0], n = a_in.shape[1], nh = a_in.shape[2], k = V.shape[0]
+    o = h V^T + c (BLAS, Vt = V^T), y_hat(t) = argmax o or the inverse-CDF draw of softmax(o) at u."""
+    cdef Py_ssize_t tau = a_in.shape[0], n = a_in.shape[1], nh = a_in.shape[2], k = Vt.shape[1]
     cdef Py_ssize_t t, i, j, best
     cdef long long p
     cdef double m, s, cum, target
@@ -294,7 +313,7 @@ def generate(real[:, :, ::1] a_in, real[:, ::1] Wt, real[::1] b, real[:, ::1] V,
                         hbuf[i, j] = _act(a_in[t, i, j] + b[j] + Wt[p, j])
                     else:
                         hbuf[i, j] = _act(a_in[t, i, j] + b[j])
-            _mm(&hbuf[0, 0], False, &V[0, 0], True, &o[t, 0, 0], <int>n, <int>k, <int>nh, 0)
+            _mm(&hbuf[0, 0], False, &Vt[0, 0], False, &o[t, 0, 0], <int>n, <int>k, <int>nh, 0)
             for i in range(n):
                 for j in range(k):
                     o[t, i, j] = o[t, i, j] + c[j]

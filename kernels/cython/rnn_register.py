@@ -48,7 +48,8 @@ def rnn_forward(x, h0, U, W, b, V, c, lengths):
     matmul(x.reshape(tau * n, n_in), U, h.reshape(tau * n, n_h), trans_b=True)
     h_last = h0.copy()
     with blas_single_thread():
-        _cy.forward_recurrence(h, h0, W, b, lengths, h_last, np.empty((n, n_h), x.dtype), _parts(n))
+        _cy.forward_recurrence(h, h0, np.ascontiguousarray(W.T), b, lengths, h_last,
+                               np.empty((n, n_h), x.dtype), _parts(n))
     o = None if V is None else _output_projection(h, V, c, lengths)
     return h, o, h_last
 
@@ -132,6 +133,6 @@ def rnn_generate(x, U, W, b, V, c, y0, u):
     sample = u is not None
     uu = np.ascontiguousarray(u, dtype=np.float64) if sample else np.zeros((1, 1))
     with blas_single_thread():
-        _cy.generate(np.ascontiguousarray(a_in), np.ascontiguousarray(W.T), b, V, c, y0, uu, sample,
-                     tokens, o, np.empty((n, n_h), x.dtype))
+        _cy.generate(np.ascontiguousarray(a_in), np.ascontiguousarray(W.T), b, np.ascontiguousarray(V.T), c,
+                     y0, uu, sample, tokens, o, np.empty((n, n_h), x.dtype))
     return tokens, o
