@@ -13,11 +13,11 @@ time to ours (> 1: we are faster). "fwd" is eq. 10.8-10.10 (RNN + output layer);
 --scaling fits time and peak memory (tracemalloc for ours; torch's saved-for-backward bytes) to
 a + b * tau and prints R^2.
 
-Numba's "omp" threading layer (the system libgomp) beside torch's own bundled libgomp makes
-torch.nn.RNN, which opens a few OpenMP regions per time step, 5-20x slower in the same process
-on this 2-core machine (measured: 1-3 s instead of ~0.1-0.2 s for hidden 256, batch 32, tau 200).
-This script therefore starts Numba with the "workqueue" layer unless NUMBA_THREADING_LAYER is
-set (``--numba-layer omp`` reproduces the slowdown).
+torch is imported first, before Numba starts its "omp" threading layer: when Numba's layer
+comes first, torch's parallel regions run on the system libgomp that Numba loaded (torch's own
+libgomp.so.1 is then not loaded) and torch.nn.RNN, which opens a few OpenMP regions per time
+step, runs 10-30x slower (600-700 ms instead of 20-80 ms here). ``--numba-layer`` picks Numba's
+threading layer (workqueue also avoids it, but mixes two thread pools for our kernels).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ import os
 import sys
 import time
 import tracemalloc
+
+try:
+    import torch  # noqa: F401 - first: see the module docstring
+except ImportError:
+    sys.exit("rnn_vs_torch.py needs torch (pip install dlbench[torch])")
 
 import numpy as np
 
@@ -137,13 +142,12 @@ def main(argv=None):
     ap.add_argument("--backends", default="numba,cython", help="ours, comma-separated (numpy is slow)")
     ap.add_argument("--scaling", default="", help="comma-separated taus for the O(tau) fit (fwd+bptt)")
     ap.add_argument("--scaling-backend", default="numba")
-    ap.add_argument("--numba-layer", default=None,
-                    help="NUMBA_THREADING_LAYER (default: the environment's, else workqueue)")
+    ap.add_argument("--numba-layer", default=None, help="NUMBA_THREADING_LAYER (default: Numba's choice)")
     args = ap.parse_args(argv)
-    if "numba" in sys.modules:
-        print("# numba already imported: its threading layer cannot be chosen here")
-    elif args.numba_layer or "NUMBA_THREADING_LAYER" not in os.environ:
-        os.environ["NUMBA_THREADING_LAYER"] = args.numba_layer or "workqueue"
+    if args.numba_layer:
+        if "numba" in sys.modules:
+            print("# numba already imported: its threading layer cannot be chosen here")
+        os.environ["NUMBA_THREADING_LAYER"] = args.numba_layer
 
     from dlbench.kernels.numba_cpu.rnn_blas import gemm_backend
 
@@ -151,7 +155,9 @@ def main(argv=None):
     from dlbench.threads import set_threads
 
     applied = set_threads(args.threads)
-    print(f"# threads {applied}; numba layer {os.environ.get('NUMBA_THREADING_LAYER', 'default')}; "
+    import numba
+
+    print(f"# threads {applied}; numba layer {numba.threading_layer()}; "
           f"big GEMMs via {gemm_backend()}; dtype {args.dtype}; load {os.getloadavg()[0]:.2f}")
     shape = {"hidden": args.hidden, "batch": args.batch, "n_in": 64, "n_out": 64, "tau": args.tau}
     fns = build(args.hidden, args.batch, args.tau, args.dtype, args.backends.split(","))
