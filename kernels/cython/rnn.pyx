@@ -4,9 +4,9 @@
 The sequential part of each pass runs here without the GIL. The sequences of a batch are
 independent, so the recurrences split the batch into one block of rows per OpenMP thread
 (``parts``) and each thread runs every time step of its block alone: the product of its rows
-with W (SciPy's BLAS, serial: the caller limits it to one thread; the ``?gemm`` pointers are read
-from ``scipy.linalg.cython_blas`` at import, so no SciPy is needed at build time) and a fused
-element-wise pass. No barrier per step. The big one-shot GEMMs over
+with W (a register-blocked kernel on W packed once per call) and a fused element-wise pass. No
+barrier per step. Generation calls SciPy's BLAS per step (the ``?gemm``/``?gemv`` pointers are
+read from ``scipy.linalg.cython_blas`` at import, so no SciPy is needed at build time). The big one-shot GEMMs over
 all time steps are done by the caller (``rnn_register.py``). float32 uses a vectorisable
 rational tanh (error < 4e-7); float64 uses libm's tanh. Arrays are C-contiguous.
 """
@@ -19,6 +19,87 @@ cdef extern from *:
     #pragma GCC optimize ("no-trapping-math")
     #endif
     """
+
+# The per-step product with W reuses one W for all tau steps, so W is packed once per call into
+# panels of NR columns (k-major inside a panel) and a register-blocked kernel (4 rows x NR
+# columns of accumulators, GCC/Clang vector extensions: AVX2 registers with -march=native, SSE
+# pairs otherwise) multiplies a block of rows by it at every step. A BLAS call per step would
+# re-pack W every time (2x slower here at n_h = 512, where W no longer fits in L2).
+cdef extern from *:
+    """
+    #include <string.h>
+    #define DLB_RNN_MR 4
+    #define DLB_RNN_KERNELS(T, SUF, VL)                                                           \
+    typedef T dlb_rnn_v##SUF __attribute__((vector_size(VL * sizeof(T))));                        \
+    enum { DLB_RNN_NR_##SUF = 2 * VL };                                                           \
+    /* P[(jp K + k) NR + jj] = B[k, jp NR + jj] (0 beyond N): B (K x N) row-major, row stride ldb */ \
+    static void dlb_rnn_pack_##SUF(const T *B, long K, long N, long ldb, T *P) {                 \
+        const long nr = DLB_RNN_NR_##SUF, np = (N + nr - 1) / nr;                                 \
+        for (long jp = 0; jp < np; jp++)                                                          \
+            for (long k = 0; k < K; k++)                                                          \
+                for (long jj = 0; jj < nr; jj++) {                                                \
+                    long j = jp * nr + jj;                                                        \
+                    P[(jp * K + k) * nr + jj] = j < N ? B[k * ldb + j] : (T)0;                    \
+                }                                                                                 \
+    }                                                                                             \
+    /* C (m x N, row stride ldc) = A (m x K, row stride lda) @ B, B packed by dlb_rnn_pack */     \
+    static void dlb_rnn_gemm_##SUF(long m, long N, long K, const T *A, long lda, const T *P,       \
+                                   T *C, long ldc) {                                              \
+        const long nr = DLB_RNN_NR_##SUF, np = (N + nr - 1) / nr;                                 \
+        for (long jp = 0; jp < np; jp++) {                                                        \
+            const T *pp = P + jp * K * nr;                                                        \
+            const long j0 = jp * nr, nj = N - j0 < nr ? N - j0 : nr;                              \
+            for (long i = 0; i < m; i += DLB_RNN_MR) {                                            \
+                const long r = m - i < DLB_RNN_MR ? m - i : DLB_RNN_MR;                           \
+                if (r == 1) {  /* one row (batch 1): no redundant rows */                         \
+                    const T *a = A + i * lda;                                                     \
+                    dlb_rnn_v##SUF s0 = {0}, s1 = {0};                                            \
+                    for (long k = 0; k < K; k++) {                                                \
+                        dlb_rnn_v##SUF w0, w1;                                                    \
+                        memcpy(&w0, pp + k * nr, sizeof w0);                                      \
+                        memcpy(&w1, pp + k * nr + VL, sizeof w1);                                 \
+                        s0 += a[k] * w0; s1 += a[k] * w1;                                         \
+                    }                                                                             \
+                    T out1[2 * VL];                                                               \
+                    memcpy(out1, &s0, sizeof s0); memcpy(out1 + VL, &s1, sizeof s1);              \
+                    memcpy(C + i * ldc + j0, out1, nj * sizeof(T));                               \
+                    continue;                                                                     \
+                }                                                                                 \
+                /* rows past the end repeat the last row: computed, never stored */               \
+                const T *a0 = A + i * lda, *a1 = A + (i + (r > 1)) * lda;                         \
+                const T *a2 = A + (i + (r > 2 ? 2 : r - 1)) * lda;                                \
+                const T *a3 = A + (i + (r > 3 ? 3 : r - 1)) * lda;                                \
+                dlb_rnn_v##SUF c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0};                        \
+                dlb_rnn_v##SUF c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};                        \
+                for (long k = 0; k < K; k++) {                                                    \
+                    dlb_rnn_v##SUF w0, w1;                                                        \
+                    memcpy(&w0, pp + k * nr, sizeof w0);                                          \
+                    memcpy(&w1, pp + k * nr + VL, sizeof w1);                                     \
+                    const T x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];                        \
+                    c00 += x0 * w0; c01 += x0 * w1; c10 += x1 * w0; c11 += x1 * w1;               \
+                    c20 += x2 * w0; c21 += x2 * w1; c30 += x3 * w0; c31 += x3 * w1;               \
+                }                                                                                 \
+                T out[DLB_RNN_MR][2 * VL];                                                        \
+                memcpy(out[0], &c00, sizeof c00); memcpy(out[0] + VL, &c01, sizeof c01);          \
+                memcpy(out[1], &c10, sizeof c10); memcpy(out[1] + VL, &c11, sizeof c11);          \
+                memcpy(out[2], &c20, sizeof c20); memcpy(out[2] + VL, &c21, sizeof c21);          \
+                memcpy(out[3], &c30, sizeof c30); memcpy(out[3] + VL, &c31, sizeof c31);          \
+                for (long q = 0; q < r; q++)                                                      \
+                    memcpy(C + (i + q) * ldc + j0, out[q], nj * sizeof(T));                       \
+            }                                                                                     \
+        }                                                                                         \
+    }
+    DLB_RNN_KERNELS(float, f, 8)
+    DLB_RNN_KERNELS(double, d, 4)
+    """
+    void dlb_rnn_pack_f(const float *B, long K, long N, long ldb, float *P) nogil
+    void dlb_rnn_pack_d(const double *B, long K, long N, long ldb, double *P) nogil
+    void dlb_rnn_gemm_f(long m, long N, long K, const float *A, long lda, const float *P, float *C,
+                        long ldc) nogil
+    void dlb_rnn_gemm_d(long m, long N, long K, const double *A, long lda, const double *P, double *C,
+                        long ldc) nogil
+    int DLB_RNN_NR_f
+    int DLB_RNN_NR_d
 
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython.parallel cimport prange
@@ -81,6 +162,29 @@ cdef inline void _mm(real *a, bint trans_a, real *b, bint trans_b, real *c, int 
         _dgemm(&ta, &tb, &n, &m, &k, &one, b, &lda, a, &ldb, &beta, c, &ldc)
 
 
+def panel_width(dtype):
+    """Columns per packed panel of W (two SIMD vectors): 16 for float32, 8 for float64."""
+    return DLB_RNN_NR_f if str(dtype) == "float32" else DLB_RNN_NR_d
+
+
+def pack_panels(real[:, ::1] B, real[::1] P):
+    """Pack B (K x N) into column panels for the per-step kernel (P: ceil(N / NR) * K * NR)."""
+    cdef long K = B.shape[0], N = B.shape[1]
+    with nogil:
+        if real is float:
+            dlb_rnn_pack_f(&B[0, 0], K, N, N, &P[0])
+        else:
+            dlb_rnn_pack_d(&B[0, 0], K, N, N, &P[0])
+
+
+cdef inline void _mm_packed(real *a, real *P, real *c, long m, long n, long k) noexcept nogil:
+    """Row-major C (m x n) = A (m x k) @ B (k x n) with B packed by pack_panels."""
+    if real is float:
+        dlb_rnn_gemm_f(m, n, k, a, k, P, c, n)
+    else:
+        dlb_rnn_gemm_d(m, n, k, a, k, P, c, n)
+
+
 cdef inline float _tanh32(float x) noexcept nogil:
     """Rational minimax tanh on [-7.905, 7.905] (Eigen's float32 approximation), branch-free so
     that the loops calling it vectorise."""
@@ -109,12 +213,11 @@ cdef inline real _act(real a) noexcept nogil:
         return tanh(a)
 
 
-def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] Wt, real[::1] b,
+def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[::1] Wp, real[::1] b,
                        long long[::1] lengths, real[:, ::1] h_last, real[:, ::1] tmp, long long[::1] parts):
     """h holds U x(t) on entry and h(t) on exit (eq. 10.8-10.9). Thread p owns rows
-    parts[p]:parts[p+1]; per step tmp = h(t-1) W^T on them (BLAS; Wt = W^T, C-contiguous: the
-    non-transposed product is much faster for one row), then h(t) = tanh(U x(t) + b + tmp) on
-    live rows (0 on padding); h_last[i] = h(L_i)."""
+    parts[p]:parts[p+1]; per step tmp = h(t-1) W^T on them (Wp: W^T packed by pack_panels), then
+    h(t) = tanh(U x(t) + b + tmp) on live rows (0 on padding); h_last[i] = h(L_i)."""
     cdef Py_ssize_t tau = h.shape[0], nh = h.shape[2]
     cdef Py_ssize_t p, t, i, j, i0, i1
     cdef real *prev
@@ -126,7 +229,7 @@ def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] Wt, real
             i1 = parts[p + 1]
             for t in range(tau):
                 prev = &h0[i0, 0] if t == 0 else &h[t - 1, i0, 0]
-                _mm(prev, False, &Wt[0, 0], False, &tmp[i0, 0], <int>(i1 - i0), <int>nh, <int>nh, 0)
+                _mm_packed(prev, &Wp[0], &tmp[i0, 0], i1 - i0, nh, nh)
                 for i in range(i0, i1):
                     row = &h[t, i, 0]
                     tr = &tmp[i, 0]
@@ -141,13 +244,13 @@ def forward_recurrence(real[:, :, ::1] h, real[:, ::1] h0, real[:, ::1] Wt, real
                             row[j] = 0
 
 
-def backward_recurrence(real[:, :, ::1] da, real[:, :, ::1] h, real[:, ::1] W, long long[::1] lengths,
+def backward_recurrence(real[:, :, ::1] da, real[:, :, ::1] h, real[::1] Wp, long long[::1] lengths,
                         real[:, ::1] grad_h_last, bint has_last, Py_ssize_t truncate, real[:, ::1] carry,
                         long long[::1] parts):
     """BPTT (eq. 10.20-10.21): da holds V^T dL/do(t) on entry and dL/da(t) on exit. Thread p owns
     rows parts[p]:parts[p+1] and goes from t = tau down: g = da[t] + carry (+ dL/dh(L_i) at the
-    last step), da[t] = (1 - h(t)^2) g on live rows, carry = da[t] W on its rows (BLAS), cut at
-    truncation boundaries. On exit carry = dL/dh(0)."""
+    last step), da[t] = (1 - h(t)^2) g on live rows, carry = da[t] W on its rows (Wp: W packed by
+    pack_panels), cut at truncation boundaries. On exit carry = dL/dh(0)."""
     cdef Py_ssize_t tau = h.shape[0], nh = h.shape[2]
     cdef Py_ssize_t p, t, i, j, i0, i1
     cdef real *dr
@@ -179,8 +282,7 @@ def backward_recurrence(real[:, :, ::1] da, real[:, :, ::1] h, real[:, ::1] W, l
                         for j in range(nh):
                             carry[i, j] = 0
                 else:
-                    _mm(&da[t, i0, 0], False, &W[0, 0], False, &carry[i0, 0], <int>(i1 - i0), <int>nh,
-                        <int>nh, 0)
+                    _mm_packed(&da[t, i0, 0], &Wp[0], &carry[i0, 0], i1 - i0, nh, nh)
             if has_last:
                 for i in range(i0, i1):
                     if lengths[i] == 0:

@@ -3,8 +3,8 @@ forcing and generation (eq. 10.8-10.21, fig. 10.4).
 
 Same split as the Numba backend: the one-shot GEMMs over all time steps go through
 ``rnn_blas.matmul``; the recurrences and the fused element-wise passes run in ``rnn.pyx``
-without the GIL, one block of sequences per OpenMP thread (per step one serial BLAS product
-with W per block).
+without the GIL, one block of sequences per OpenMP thread (per step one product of the block
+with W, packed once per call, by a register-blocked kernel).
 """
 
 import numpy as np
@@ -19,6 +19,14 @@ def _parts(n):
     from dlbench.kernels.cython import _omp
 
     return batch_parts(n, _omp.get_max_threads())
+
+
+def _packed(B):
+    """B (K x N) packed into column panels for the recurrences' per-step kernel."""
+    nr = _cy.panel_width(B.dtype)
+    P = np.empty(-(-B.shape[1] // nr) * B.shape[0] * nr, B.dtype)
+    _cy.pack_panels(np.ascontiguousarray(B), P)
+    return P
 
 
 def _output_projection(h, V, c, lengths):
@@ -47,9 +55,7 @@ def rnn_forward(x, h0, U, W, b, V, c, lengths):
     h = np.empty((tau, n, n_h), x.dtype)
     matmul(x.reshape(tau * n, n_in), U, h.reshape(tau * n, n_h), trans_b=True)
     h_last = h0.copy()
-    with blas_single_thread():
-        _cy.forward_recurrence(h, h0, np.ascontiguousarray(W.T), b, lengths, h_last,
-                               np.empty((n, n_h), x.dtype), _parts(n))
+    _cy.forward_recurrence(h, h0, _packed(W.T), b, lengths, h_last, np.empty((n, n_h), x.dtype), _parts(n))
     o = None if V is None else _output_projection(h, V, c, lengths)
     return h, o, h_last
 
@@ -72,8 +78,7 @@ def rnn_backward(x, h, h0, U, W, V, grad_o, grad_h, grad_h_last, lengths, trunca
     has_last = grad_h_last is not None
     ghl = grad_h_last if has_last else np.zeros((1, 1), h.dtype)
     dh0 = np.empty((n, n_h), h.dtype)
-    with blas_single_thread():
-        _cy.backward_recurrence(da, h, W, lengths, ghl, has_last, truncate, dh0, _parts(n))
+    _cy.backward_recurrence(da, h, _packed(W), lengths, ghl, has_last, truncate, dh0, _parts(n))
     da2 = da.reshape(rows, n_h)
     dW = matmul(da[0], h0, trans_a=True)
     if tau > 1:
