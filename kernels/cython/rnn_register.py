@@ -48,8 +48,9 @@ def _masked_sum(a, lengths):
 
 @register_kernel("rnn_forward", "default", "cython")
 def rnn_forward(x, h0, U, W, b, V, c, lengths):
-    """Eq. 10.8-10.10: one GEMM for U x(t) over all t, the recurrence in Cython (per step one
-    BLAS product with W and a fused tanh pass, OpenMP over the batch), one GEMM for V h(t)."""
+    """Eq. 10.8-10.10: one GEMM for U x(t) over all t, the recurrence in Cython (per step the
+    product with the packed W and a fused tanh pass, a block of sequences per OpenMP thread),
+    one GEMM for V h(t)."""
     tau, n, n_in = x.shape
     n_h = U.shape[0]
     h = np.empty((tau, n, n_h), x.dtype)
