@@ -147,12 +147,13 @@ def select_cases(suites: list[str], quick: bool, pattern: str | None) -> list[Ca
 def run(suites=None, backends=None, quick: bool = True, threads: int | None = None, filter: str | None = None,
         out: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         target_time: float | None = None, calibration: dict | None = None, executor: str | None = None,
-        scheduler: str | None = None) -> pd.DataFrame:
+        scheduler: str | None = None, variants=None) -> pd.DataFrame:
     """Run suites and return the results table (also written to ``out``, default results/<run-id>).
 
     suites: a name or list of names (default: the default suites); backends: restrict variants to
     these backends; quick: small sizes; threads: one setting for every CPU backend; filter: a
-    substring or glob on "suite/benchmark"; resume: continue the run in ``out`` (or the latest).
+    substring or glob on "suite/benchmark"; variants: globs on "backend/algorithm" (e.g.
+    ``["*/auto", "torch/*"]``), a variant runs when any matches; resume: continue the run in ``out`` (or the latest).
     executor/scheduler: how convergence sweeps run their cells ("process" by default, "serial",
     or "dask" with a scheduler address).
     """
@@ -191,14 +192,19 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal,
            "out_dir": out, "executor": executor, "scheduler": scheduler}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
-                      "backends": backends, "filter": filter, "command": " ".join(sys.argv),
+                      "backends": backends, "variants": variants, "filter": filter, "command": " ".join(sys.argv),
                       "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
                       "calibration": cal, "blas": blas_info(), "versions": versions(), "status": "running",
                       "started": store.read_meta().get("started") or time.strftime("%Y-%m-%dT%H:%M:%S")})
     if root in out.parents or out.parent == root:
         point_latest(root, out)
     done = store.done_keys()
-    todo = [(c, v) for c in cases for v in c.variants if not backends or v.backend in backends]
+    if isinstance(variants, str):
+        variants = [variants]
+    todo = [(c, v) for c in cases for v in c.variants if (not backends or v.backend in backends)
+            and (not variants or any(fnmatch.fnmatch(f"{v.backend}/{v.algorithm}", p) for p in variants))]
+    if not todo:
+        raise UserError(f"no variant matches --backend {backends} --variant {variants}")
     tt = target_time or (QUICK_TARGET if quick else FULL_TARGET)
     abort_after = int(os.environ.get("DLBENCH_TEST_ABORT_AFTER", "0"))  # fault injection for tests
     finished = 0

@@ -23,6 +23,7 @@ def dlbench(*args, cwd, env=None, check=False):
     (["run", "--threads", "two"], "positive integer"),
     (["list", "--op", "nosuchop"], "unknown op"),
     (["report", "does/not/exist"], "does not exist"),
+    (["run", "smoke", "--variant", "nosuch/*"], "no variant matches"),
 ])
 def test_user_errors_are_one_line(tmp_path, args, needle):
     r = dlbench(*args, cwd=tmp_path)
@@ -44,6 +45,15 @@ def test_run_writes_results_and_summary(tmp_path):
     assert set(t.backend) == {"numba", "numpy"}
     assert (t.value > 0).all() and (t.n_samples >= 5).all()
     assert {"compile_time", "gbs", "frac_peak_bw", "gflops", "mparams_per_s"} <= set(df.metric)
+
+
+def test_variant_globs_select_backend_algorithm(tmp_path):
+    r = dlbench("run", "smoke", "--no-progress", "--variant", "torch/fu*", "--variant", "numba/*",
+                "--out", "out", "--target-time", "0.02", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    df = load_rows(tmp_path / "out")
+    assert set(zip(df.backend, df.algorithm)) <= {("torch", "fused"), ("numba", "fused")}
+    assert ("numba", "fused") in set(zip(df.backend, df.algorithm))
 
 
 def test_resume_after_kill_does_not_redo_or_duplicate(tmp_path):
