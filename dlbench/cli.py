@@ -100,7 +100,7 @@ def cmd_run(args) -> int:
     df = run(args.suites or None, backends=args.backend, quick=not args.full, threads=args.threads,
              filter=args.filter, out=args.out, resume=args.resume, progress=not args.no_progress,
              target_time=args.target_time, executor=args.executor, scheduler=args.scheduler,
-             variants=args.variant)
+             variants=args.variant, rounds=args.rounds)
     _print_df(summary_for_display(summary(df)), f"results: {df.attrs.get('path', '')}")
     print(f"wrote {df.attrs.get('path')}/results.parquet and results.csv ({len(df)} rows)")
     return 0
@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--full", action="store_true", help="full sizes")
     r.add_argument("--threads", type=positive_int, default=None, help="threads for every CPU backend")
     r.add_argument("--filter", help="substring or glob on suite/benchmark")
+    r.add_argument("--rounds", type=positive_int, default=1,
+                   help="time each case's variants side by side in this many round-robin passes "
+                        "(fairer ratios on a machine whose speed drifts)")
     r.add_argument("--variant", action="append",
                    help="glob on backend/algorithm, e.g. '*/auto' or 'torch/*' (repeatable)")
     r.add_argument("--out", help="results folder (default results/<run-id>)")

@@ -22,6 +22,7 @@ import pandas as pd
 from dlbench.errors import UserError
 from dlbench.results import ResultStore, new_run_id, point_latest, variant_key
 from dlbench.suite import Bound, Case, Skip, Variant, get_suite, list_suites
+from dlbench.timing import Timing, stats_from_samples
 
 QUICK_TARGET, FULL_TARGET = 0.2, 1.0
 
@@ -64,47 +65,119 @@ def _not_runnable(case: Case, var: Variant) -> str | None:
     return None
 
 
-def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_time: float) -> list[dict]:
-    """Rows for one variant of one case (ok, skipped or error)."""
-    from dlbench.timing import measure, measure_cuda
-
+def _prepare(case: Case, var: Variant, threads: int, ctx: dict):
+    """Bind one variant: ``(base_row, bound)``, or ``(rows, None)`` when it is skipped or fails."""
     base = _base_row(case, var, threads, ctx)
     reason = _not_runnable(case, var)
     if reason:
-        return [_metric({**base, "status": "skipped", "message": reason}, "time", math.nan, "s")]
+        return [_metric({**base, "status": "skipped", "message": reason}, "time", math.nan, "s")], None
+    try:
+        bound = case.bind(var, case.dtype)
+    except Exception as e:  # noqa: BLE001 - recorded as a skipped/error row, the run goes on
+        return _failure_rows(base, e), None
+    if not isinstance(bound, Bound):
+        bound = Bound(bound)
+    return base, bound
+
+
+def _failure_rows(base: dict, e: BaseException) -> list[dict]:
+    """A Skip or a constraint violation is "skipped"; anything else an "error" row."""
+    if isinstance(e, Skip):
+        return [_metric({**base, "status": "skipped", "message": str(e)}, "time", math.nan, "s")]
+    if isinstance(e, (ValueError, NotImplementedError)):
+        return [_metric({**base, "status": "skipped", "message": f"{type(e).__name__}: {e}"},
+                        "time", math.nan, "s")]
+    if os.environ.get("DLBENCH_DEBUG"):
+        traceback.print_exc()
+    return [_metric({**base, "status": "error", "message": f"{type(e).__name__}: {e}"}, "time", math.nan, "s")]
+
+
+def _last_choice(op: str) -> str:
+    """The algorithm the latest ``auto`` call of op picked ("" when none)."""
+    try:
+        from dlbench.autotune import last_choice
+    except ImportError:  # pragma: no cover
+        return ""
+    return last_choice(op) or ""
+
+
+def _time_bound(bound: Bound, target_time: float, first_call: bool = True) -> Timing:
+    from dlbench.timing import measure, measure_cuda
+
+    if bound.timer == "cuda":
+        return measure_cuda(bound.fn, target_time=target_time)
+    return measure(bound.fn, target_time=target_time, sync=bound.sync, first_call=first_call)
+
+
+def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_time: float) -> list[dict]:
+    """Rows for one variant of one case (ok, skipped or error)."""
     if getattr(case, "kind", "throughput") == "convergence":
+        base = _base_row(case, var, threads, ctx)
+        reason = _not_runnable(case, var)
+        if reason:
+            return [_metric({**base, "status": "skipped", "message": reason}, "time", math.nan, "s")]
         from dlbench.convergence import run_case
 
         return run_case(case, var, threads, ctx, out_dir=ctx.get("out_dir"))
+    base, bound = _prepare(case, var, threads, ctx)
+    if bound is None:
+        return base
     try:
-        bound = case.bind(var, case.dtype)
-        if not isinstance(bound, Bound):
-            bound = Bound(bound)
-        tt = case.target_time or target_time
-        if bound.timer == "cuda":
-            t = measure_cuda(bound.fn, target_time=tt)
+        t = _time_bound(bound, case.target_time or target_time)
+    except Exception as e:  # noqa: BLE001
+        return _failure_rows(base, e)
+    return timing_rows(case, var, base, bound, t, ctx)
+
+
+def measure_interleaved(case: Case, variants: list[Variant], threads: int, ctx: dict, target_time: float,
+                        rounds: int) -> list[list[dict]]:
+    """Rows for several variants of one case, timed side by side in ``rounds`` round-robin passes.
+
+    Every variant is bound first; then each round times each variant for target_time / rounds and
+    the samples of all rounds are pooled (the first call, i.e. the compile time, comes from round
+    one). A slow drift of the machine (memory bandwidth shared with other tenants, clock changes)
+    then lands on every variant alike instead of on whichever ran during the dip, so the ratios
+    between variants are fairer than with one block of samples per variant.
+    """
+    prepared = [_prepare(case, v, threads, ctx) for v in variants]
+    samples: list[list[float]] = [[] for _ in variants]
+    first: list[Timing | None] = [None] * len(variants)
+    failed: list[list[dict] | None] = [None] * len(variants)
+    tt = (case.target_time or target_time) / rounds
+    for r in range(rounds):
+        for i, (base, bound) in enumerate(prepared):
+            if bound is None or failed[i] is not None:
+                continue
+            try:
+                t = _time_bound(bound, tt, first_call=r == 0)
+            except Exception as e:  # noqa: BLE001
+                failed[i] = _failure_rows(base, e)
+                continue
+            first[i] = first[i] or t
+            samples[i].extend(t.samples)
+            if variants[i].algorithm == "auto" and "chosen" not in bound.extra:
+                bound.extra["auto_chosen"] = _last_choice(case.op)  # before another variant calls auto
+    out = []
+    for i, (base, bound) in enumerate(prepared):
+        if bound is None:
+            out.append(base)
+        elif failed[i] is not None:
+            out.append(failed[i])
         else:
-            t = measure(bound.fn, target_time=tt, sync=bound.sync)
-    except Skip as e:
-        return [_metric({**base, "status": "skipped", "message": str(e)}, "time", math.nan, "s")]
-    except (ValueError, NotImplementedError) as e:
-        return [_metric({**base, "status": "skipped", "message": f"{type(e).__name__}: {e}"},
-                        "time", math.nan, "s")]
-    except Exception as e:  # noqa: BLE001 - a failing kernel is recorded, the run goes on
-        msg = f"{type(e).__name__}: {e}"
-        if os.environ.get("DLBENCH_DEBUG"):
-            traceback.print_exc()
-        return [_metric({**base, "status": "error", "message": msg}, "time", math.nan, "s")]
+            t = stats_from_samples(samples[i], first[i].inner, first[i].first_call)
+            out.append(timing_rows(case, variants[i], base, bound, t, ctx))
+    return out
+
+
+def timing_rows(case: Case, var: Variant, base: dict, bound: Bound, t: Timing, ctx: dict) -> list[dict]:
+    """The metric rows of one measured variant: time statistics, compile time, derived rates."""
+    base = dict(base)
     if bound.extra.get("device"):
         base["device"] = bound.extra["device"]
     on_gpu = bound.timer == "cuda" or str(base["device"]).startswith(("cuda", "gpu"))
     chosen = bound.extra.get("chosen", "")
     if not chosen and var.algorithm == "auto":
-        try:
-            from dlbench.autotune import last_choice
-        except ImportError:
-            last_choice = None
-        chosen = (last_choice(case.op) or "") if last_choice else ""
+        chosen = bound.extra.get("auto_chosen") or _last_choice(case.op)
     base["chosen"] = chosen
     stats = {"min": t.min, "median": t.median, "iqr": t.iqr, "cv": t.cv, "n_samples": t.n_samples,
              "samples": ",".join(f"{s:.6g}" for s in t.samples)}
@@ -128,9 +201,19 @@ def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_ti
     if case.metrics is not None:
         for name, (value, unit) in case.metrics(t).items():
             rows.append(_metric(base, name, value, unit))
+    for name, (value, unit) in bound.extra.get("metrics", {}).items():  # measured at bind time
+        rows.append(_metric(base, name, value, unit))
     if bound.check is not None:
         rows.append(_metric(base, "max_rel_error", bound.check(), "relative"))
     return rows
+
+
+def _by_case(todo):
+    """(case, [variants]) in suite order from a list of (case, variant) pairs."""
+    groups: dict[int, tuple] = {}
+    for case, var in todo:
+        groups.setdefault(id(case), (case, []))[1].append(var)
+    return list(groups.values())
 
 
 def select_cases(suites: list[str], quick: bool, pattern: str | None) -> list[Case]:
@@ -147,13 +230,14 @@ def select_cases(suites: list[str], quick: bool, pattern: str | None) -> list[Ca
 def run(suites=None, backends=None, quick: bool = True, threads: int | None = None, filter: str | None = None,
         out: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         target_time: float | None = None, calibration: dict | None = None, executor: str | None = None,
-        scheduler: str | None = None, variants=None) -> pd.DataFrame:
+        scheduler: str | None = None, variants=None, rounds: int = 1) -> pd.DataFrame:
     """Run suites and return the results table (also written to ``out``, default results/<run-id>).
 
     suites: a name or list of names (default: the default suites); backends: restrict variants to
     these backends; quick: small sizes; threads: one setting for every CPU backend; filter: a
     substring or glob on "suite/benchmark"; variants: globs on "backend/algorithm" (e.g.
-    ``["*/auto", "torch/*"]``), a variant runs when any matches; resume: continue the run in ``out`` (or the latest).
+    ``["*/auto", "torch/*"]``), a variant runs when any matches; rounds: time the variants of
+    each case side by side in this many round-robin passes (see ``measure_interleaved``); resume: continue the run in ``out`` (or the latest).
     executor/scheduler: how convergence sweeps run their cells ("process" by default, "serial",
     or "dask" with a scheduler address).
     """
@@ -162,6 +246,8 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     from dlbench.machine import fingerprint, git_revision, machine_info, versions
     from dlbench.threads import blas_info, set_threads
 
+    if rounds < 1:
+        raise UserError(f"--rounds must be >= 1, got {rounds}")
     if isinstance(suites, str):
         suites = [suites]
     suites = list(suites or [s.name for s in list_suites() if s.default])
@@ -192,7 +278,8 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal,
            "out_dir": out, "executor": executor, "scheduler": scheduler}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
-                      "backends": backends, "variants": variants, "filter": filter, "command": " ".join(sys.argv),
+                      "backends": backends, "variants": variants, "rounds": rounds, "filter": filter,
+                      "command": " ".join(sys.argv),
                       "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
                       "calibration": cal, "blas": blas_info(), "versions": versions(), "status": "running",
                       "started": store.read_meta().get("started") or time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -209,17 +296,24 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     abort_after = int(os.environ.get("DLBENCH_TEST_ABORT_AFTER", "0"))  # fault injection for tests
     finished = 0
     with _progress(progress, len(todo)) as advance:
-        for case, var in todo:
-            probe = _base_row(case, var, threads, ctx)
-            label = f"{case.suite}/{case.name} {var.label}"
-            if variant_key(probe) in done:
-                advance(label + " (done)")
-                continue
-            store.append(measure_variant(case, var, threads, ctx, tt))
-            finished += 1
-            advance(label)
-            if abort_after and finished >= abort_after:
-                os._exit(137)
+        for case, group in _by_case(todo):
+            pending = []
+            for var in group:
+                label = f"{case.suite}/{case.name} {var.label}"
+                if variant_key(_base_row(case, var, threads, ctx)) in done:
+                    advance(label + " (done)")
+                else:
+                    pending.append(var)
+            if rounds > 1 and len(pending) > 1 and getattr(case, "kind", "throughput") != "convergence":
+                results = measure_interleaved(case, pending, threads, ctx, tt, rounds)
+            else:
+                results = (measure_variant(case, var, threads, ctx, tt) for var in pending)
+            for var, rows in zip(pending, results):
+                store.append(rows)
+                finished += 1
+                advance(f"{case.suite}/{case.name} {var.label}")
+                if abort_after and finished >= abort_after:
+                    os._exit(137)
     store.write_meta({"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
     df = store.df
     df.attrs["path"] = str(out)

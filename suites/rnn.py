@@ -44,27 +44,20 @@ def rnn_inputs(hidden, batch, tau, n_in=N_IN, n_out=N_OUT, dtype="float32", seed
     return p, x, y
 
 
-class _Memory:
-    """Memory figures measured at bind time, reported by the case's metrics (the runner calls
-    bind, then the timer, then metrics, one variant at a time)."""
-
-    def __init__(self):
-        self.values: dict = {}
-
-    def measure(self, fn):
-        """Peak bytes NumPy allocates during one call of fn (tracemalloc)."""
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            fn()
-            peak = tracemalloc.get_traced_memory()[1] - base
-        finally:
-            tracemalloc.stop()
-        return float(peak)
+def peak_numpy_bytes(fn) -> float:
+    """Peak bytes NumPy allocates during one call of fn (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    return float(peak)
 
 
-def bind_ours(variant, dtype, hidden, batch, tau, train, memory):
+def bind_ours(variant, dtype, hidden, batch, tau, train):
     from dlbench import ops
 
     if variant.backend == "numba-cuda":
@@ -79,8 +72,9 @@ def bind_ours(variant, dtype, hidden, batch, tau, train, memory):
         fn = lambda: ops.rnn_forward(x, **p, backend=b, algorithm=variant.algorithm)
     fn()  # compile / warm before measuring memory
     stored = ops.rnn_activation_bytes(tau, batch, hidden, N_OUT, dtype)
-    memory.values = {"peak_mem": (memory.measure(fn), "B"), "activation_bytes": (float(stored), "B")}
-    return Bound(fn)
+    # memory figures measured at bind time: the runner records Bound.extra["metrics"] with the row
+    return Bound(fn, extra={"metrics": {"peak_mem": (peak_numpy_bytes(fn), "B"),
+                                        "activation_bytes": (float(stored), "B")}})
 
 
 def bind_cuda(dtype, hidden, batch, tau, train):
@@ -108,7 +102,7 @@ def bind_cuda(dtype, hidden, batch, tau, train):
     return Bound(step, timer="cuda")
 
 
-def bind_torch(variant, dtype, hidden, batch, tau, train, memory):
+def bind_torch(variant, dtype, hidden, batch, tau, train):
     """torch.nn.RNN(tanh) + nn.Linear; training step: cross-entropy (sum) and backward()."""
     try:
         import torch
@@ -134,7 +128,6 @@ def bind_torch(variant, dtype, hidden, batch, tau, train, memory):
                 h, _ = rnn(xt)
                 return lin(h)
         fn()
-        memory.values = {}
         return Bound(fn)
 
     def fn():
@@ -154,26 +147,21 @@ def bind_torch(variant, dtype, hidden, batch, tau, train, memory):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
-    memory.values = {"activation_bytes": (float(sum(saved)), "B")}
-    return Bound(fn)
+    return Bound(fn, extra={"metrics": {"activation_bytes": (float(sum(saved)), "B")}})
 
 
 def make_case(hidden, batch, tau, train, name_prefix=""):
-    memory = _Memory()
     params = {"hidden": hidden, "batch": batch, "n_in": N_IN, "n_out": N_OUT, "tau": tau}
     op = "rnn_forward_backward" if train else "rnn_forward"
     kind = "fwd_bptt" if train else "fwd"
 
     def bind(variant, dtype):
-        memory.values = {}
         if variant.backend == "torch":
-            return bind_torch(variant, dtype, hidden, batch, tau, train, memory)
-        return bind_ours(variant, dtype, hidden, batch, tau, train, memory)
+            return bind_torch(variant, dtype, hidden, batch, tau, train)
+        return bind_ours(variant, dtype, hidden, batch, tau, train)
 
     def metrics(timing):
-        out = {"steps_per_s": (tau * batch / timing.median, "step*seq/s")}
-        out.update(memory.values)
-        return out
+        return {"steps_per_s": (tau * batch / timing.median, "step*seq/s")}
 
     return Case("rnn", f"{name_prefix}{kind}_h{hidden}_b{batch}_t{tau}", op, params, VARIANTS, bind,
                 dtype="float32", metrics=metrics)

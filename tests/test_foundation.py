@@ -112,6 +112,24 @@ def test_run_api_returns_tidy_frame(tmp_path):
     assert frac == pytest.approx(gbs / 10.0)
 
 
+def test_interleaved_rounds_pool_samples_of_every_variant(tmp_path):
+    cal = {"peak_gflops": 100.0, "bw_gbs": 10.0}
+    one = db.run("smoke", backends=["numpy", "numba"], out=tmp_path / "one", progress=False,
+                 target_time=0.02, calibration=cal)
+    three = db.run("smoke", backends=["numpy", "numba", "numba-cuda"], out=tmp_path / "three",
+                   progress=False, target_time=0.02, calibration=cal, rounds=3)
+    key = ["benchmark", "backend", "algorithm", "metric"]
+    assert set(map(tuple, one[key].values)) <= set(map(tuple, three[key].values))  # same rows
+    t = three[(three.metric == "time") & (three.status == "ok")]
+    assert set(t.backend) == {"numpy", "numba"}
+    assert (t.n_samples >= 15).all()  # >= min_samples from each of the three rounds
+    assert (three[three.backend == "numba-cuda"].status == "skipped").all()
+    comp = three[(three.metric == "compile_time") & (three.backend == "numba")].value
+    assert (comp >= 0).all()
+    with pytest.raises(UserError, match="rounds"):
+        db.run("smoke", out=tmp_path / "bad", progress=False, calibration=cal, rounds=0)
+
+
 def test_calibration_is_a_real_ceiling(tmp_path, monkeypatch):
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path))
     t0 = time.perf_counter()
