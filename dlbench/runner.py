@@ -89,7 +89,8 @@ def _failure_rows(base: dict, e: BaseException) -> list[dict]:
                         "time", math.nan, "s")]
     if os.environ.get("DLBENCH_DEBUG"):
         traceback.print_exc()
-    return [_metric({**base, "status": "error", "message": f"{type(e).__name__}: {e}"}, "time", math.nan, "s")]
+    return [_metric({**base, "status": "error", "message": f"{type(e).__name__}: {e}"},
+                    "time", math.nan, "s")]
 
 
 def _last_choice(op: str) -> str:
@@ -237,7 +238,8 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     these backends; quick: small sizes; threads: one setting for every CPU backend; filter: a
     substring or glob on "suite/benchmark"; variants: globs on "backend/algorithm" (e.g.
     ``["*/auto", "torch/*"]``), a variant runs when any matches; rounds: time the variants of
-    each case side by side in this many round-robin passes (see ``measure_interleaved``); resume: continue the run in ``out`` (or the latest).
+    each case side by side in this many round-robin passes (see ``measure_interleaved``);
+    resume: continue the run in ``out`` (or the latest).
     executor/scheduler: how convergence sweeps run their cells ("process" by default, "serial",
     or "dask" with a scheduler address).
     """
