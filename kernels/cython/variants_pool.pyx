@@ -1,15 +1,27 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Cython + OpenMP pooling core: the separable plan of ``dlbench.kernels.reference.pool``.
+"""Cython + OpenMP pooling core (book section 9.3): the separable plan of
+``dlbench.kernels.reference.pool``.
 
-Per output row a vertical pass reduces the window's rows into a thread-local row buffer (max,
-weighted sum or sum of squares, vectorised by the compiler), then a horizontal pass reduces each
-window's columns. The backward of weighted sums / L2 is the transposed pair of passes; max
-routes dy to the first (row-major) maximum of each window. OpenMP over the feature maps.
+Forward, per output row: a vertical pass reduces the window's input rows into a thread-local row
+buffer in one sweep (max, weighted sum or sum of squares; 1-3 rows fused), then a horizontal pass
+reduces each window's columns. The horizontal pass finds once per call the interior run of
+output columns whose windows have the full size k, a constant stride s and (weighted sums)
+identical column weights; that run goes through C loops specialised for (s, k) in {(2, 3),
+(2, 2), (1, 3)} (and a generic constant-stride loop) that GCC vectorises (stride-2 loads become
+shuffles); the border windows keep the generic per-window code.
+
+Backward of weighted sums / L2 (when the window bounds are non-decreasing, as in every windowed
+and adaptive plan): per map, each dy row is first spread horizontally into a buffer row H[oy]
+(the interior run as a gather: input column c collects the windows covering it, vectorised),
+then each dx row is written once as sum_oy wr[oy, r - hs[oy]] H[oy] over the output rows
+covering it (L2: times x), so dx needs no zeroing pass and no read-modify-write. Max routes dy
+to the first (row-major) maximum of each window. OpenMP over the feature maps.
 """
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
+import numpy as np
 
 ctypedef fused real:
     float
@@ -17,6 +29,32 @@ ctypedef fused real:
 
 cdef extern from *:
     """
+    #include <math.h>
+    #ifdef __AVX__
+    #include <immintrin.h>
+    #endif
+    /* y = sqrt(y) in place (explicit vectors: without -fno-math-errno GCC keeps sqrt scalar). */
+    static inline void dlb_sqrt_f(float *y, long n) {
+        long i = 0;
+    #ifdef __AVX__
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_sqrt_ps(_mm256_loadu_ps(y + i)));
+    #endif
+        for (; i < n; i++) y[i] = sqrtf(y[i]);
+    }
+    static inline void dlb_sqrt_d(double *y, long n) {
+        long i = 0;
+    #ifdef __AVX__
+        for (; i + 4 <= n; i += 4) _mm256_storeu_pd(y + i, _mm256_sqrt_pd(_mm256_loadu_pd(y + i)));
+    #endif
+        for (; i < n; i++) y[i] = sqrt(y[i]);
+    }
+    /* g = dy / y (0 where y == 0): the L2 norm's backward factor. */
+    #define DLB_GINV(T, NAME)                                                                   \
+    static inline void NAME(T *restrict g, const T *restrict dy, const T *restrict y, long n) { \
+        for (long i = 0; i < n; i++) { T d = y[i] != 0 ? y[i] : 1;                              \
+                                       g[i] = y[i] != 0 ? dy[i] / d : 0; }                      \
+    }
+    DLB_GINV(float, dlb_ginv_f) DLB_GINV(double, dlb_ginv_d)
     #define DLB_SUM(T, NAME)                                                       \\
     static inline T NAME(const T *restrict v, long n) {                            \\
         T a = 0;                                                                   \\
@@ -25,9 +63,139 @@ cdef extern from *:
         return a;                                                                  \\
     }
     DLB_SUM(float, dlb_sum_f) DLB_SUM(double, dlb_sum_d)
+
+    /* Vertical forward pass: v[c] = reduce over the nr rows x + q ld (code 0 max, 1 sum of
+       w[q] x, 2 sum of squares), one sweep for nr <= 3. */
+    #define DLB_VFWD(T, NAME)                                                                   \\
+    static void NAME(int code, const T *restrict x, long ld, long nr, const T *restrict w,      \\
+                     T *restrict v, long W) {                                                   \\
+        const T *restrict a = x, *restrict b = x + ld, *restrict e = x + 2 * ld;                \\
+        long c, q;                                                                              \\
+        if (code == 0) {                                                                        \\
+            if (nr == 3) { for (c = 0; c < W; c++) {                                            \\
+                T m = a[c]; m = b[c] > m ? b[c] : m; v[c] = e[c] > m ? e[c] : m; } return; }    \\
+            if (nr == 2) { for (c = 0; c < W; c++) v[c] = b[c] > a[c] ? b[c] : a[c]; return; }  \\
+            for (c = 0; c < W; c++) v[c] = a[c];                                                \\
+            for (q = 1; q < nr; q++) { const T *restrict r = x + q * ld;                        \\
+                for (c = 0; c < W; c++) v[c] = r[c] > v[c] ? r[c] : v[c]; }                     \\
+        } else if (code == 1) {                                                                 \\
+            T w0 = w[0], w1 = nr > 1 ? w[1] : 0, w2 = nr > 2 ? w[2] : 0;                        \\
+            if (nr == 3) { for (c = 0; c < W; c++) v[c] = w0 * a[c] + w1 * b[c] + w2 * e[c];    \\
+                return; }                                                                       \\
+            if (nr == 2) { for (c = 0; c < W; c++) v[c] = w0 * a[c] + w1 * b[c]; return; }      \\
+            for (c = 0; c < W; c++) v[c] = w0 * a[c];                                           \\
+            for (q = 1; q < nr; q++) { const T *restrict r = x + q * ld; T wq = w[q];           \\
+                for (c = 0; c < W; c++) v[c] += wq * r[c]; }                                    \\
+        } else {                                                                                \\
+            if (nr == 3) { for (c = 0; c < W; c++) v[c] = a[c] * a[c] + b[c] * b[c] + e[c] * e[c]; \\
+                return; }                                                                       \\
+            if (nr == 2) { for (c = 0; c < W; c++) v[c] = a[c] * a[c] + b[c] * b[c]; return; }  \\
+            for (c = 0; c < W; c++) v[c] = a[c] * a[c];                                         \\
+            for (q = 1; q < nr; q++) { const T *restrict r = x + q * ld;                        \\
+                for (c = 0; c < W; c++) v[c] += r[c] * r[c]; }                                  \\
+        }                                                                                       \\
+    }
+    DLB_VFWD(float, dlb_vfwd_f) DLB_VFWD(double, dlb_vfwd_d)
+
+    /* Horizontal forward pass over an interior run: y[i] = reduce_{j<k} v[s i + j], i < n
+       (code 0 max, 1 sum_j w[j] v, 2 sqrt of the sum). */
+    #define DLB_HFWD(T, NAME, SQRT)                                                             \\
+    static void NAME(int code, const T *restrict v, T *restrict y, long n, long s,              \\
+                                 long k, const T *restrict w) {                                 \\
+        long i, j;                                                                              \\
+        if (code == 0) {                                                                        \\
+            if (s == 2 && k == 3) { for (i = 0; i < n; i++) { T m = v[2 * i], b = v[2 * i + 1], \\
+                e = v[2 * i + 2]; m = b > m ? b : m; y[i] = e > m ? e : m; } return; }          \\
+            if (s == 2 && k == 2) { for (i = 0; i < n; i++) { T m = v[2 * i], b = v[2 * i + 1]; \\
+                y[i] = b > m ? b : m; } return; }                                               \\
+            if (s == 1 && k == 3) { for (i = 0; i < n; i++) { T m = v[i], b = v[i + 1],         \\
+                e = v[i + 2]; m = b > m ? b : m; y[i] = e > m ? e : m; } return; }              \\
+            for (i = 0; i < n; i++) { const T *u = v + s * i; T m = u[0];                       \\
+                for (j = 1; j < k; j++) m = u[j] > m ? u[j] : m; y[i] = m; }                    \\
+        } else if (code == 1) {                                                                 \\
+            T w0 = w[0], w1 = k > 1 ? w[1] : 0, w2 = k > 2 ? w[2] : 0;                          \\
+            if (s == 2 && k == 3) { for (i = 0; i < n; i++)                                     \\
+                y[i] = w0 * v[2 * i] + w1 * v[2 * i + 1] + w2 * v[2 * i + 2]; return; }         \\
+            if (s == 2 && k == 2) { for (i = 0; i < n; i++)                                     \\
+                y[i] = w0 * v[2 * i] + w1 * v[2 * i + 1]; return; }                             \\
+            if (s == 1 && k == 3) { for (i = 0; i < n; i++)                                     \\
+                y[i] = w0 * v[i] + w1 * v[i + 1] + w2 * v[i + 2]; return; }                     \\
+            for (i = 0; i < n; i++) { const T *u = v + s * i; T a = 0;                          \\
+                for (j = 0; j < k; j++) a += w[j] * u[j]; y[i] = a; }                           \\
+        } else {                                                                                \\
+            if (s == 2 && k == 3) for (i = 0; i < n; i++)                                       \\
+                y[i] = v[2 * i] + v[2 * i + 1] + v[2 * i + 2];                                  \\
+            else if (s == 2 && k == 2) for (i = 0; i < n; i++) y[i] = v[2 * i] + v[2 * i + 1];  \\
+            else if (s == 1 && k == 3) for (i = 0; i < n; i++) y[i] = v[i] + v[i + 1] + v[i + 2]; \\
+            else for (i = 0; i < n; i++) { const T *u = v + s * i; T a = 0;                     \\
+                for (j = 0; j < k; j++) a += u[j]; y[i] = a; }                                  \\
+            SQRT(y, n);                                                                         \\
+        }                                                                                       \\
+    }
+    DLB_HFWD(float, dlb_hfwd_f, dlb_sqrt_f) DLB_HFWD(double, dlb_hfwd_d, dlb_sqrt_d)
+
+    /* Horizontal backward over an interior run, as a gather: h[s i + j] = sum g[i] w[j] over
+       i < n, j < k (w NULL: ones); writes (does not accumulate) h[0, s (n - 1) + k). */
+    #define DLB_HBWD(T, NAME)                                                                   \\
+    static void NAME(T *restrict h, const T *restrict g, long n, long s, long k,                \\
+                     const T *restrict w) {                                                     \\
+        long i, j;                                                                              \\
+        T w0 = w ? w[0] : 1, w1 = w ? (k > 1 ? w[1] : 0) : 1, w2 = w ? (k > 2 ? w[2] : 0) : 1;  \\
+        if (s == 2 && k == 3) {                                                                 \\
+            h[0] = g[0] * w0; h[1] = g[0] * w1;                                                 \\
+            for (i = 1; i < n; i++) { h[2 * i] = g[i] * w0 + g[i - 1] * w2;                     \\
+                                      h[2 * i + 1] = g[i] * w1; }                               \\
+            h[2 * n] = g[n - 1] * w2; return;                                                   \\
+        }                                                                                       \\
+        if (s == 2 && k == 2) { for (i = 0; i < n; i++) { h[2 * i] = g[i] * w0;                 \\
+                                h[2 * i + 1] = g[i] * w1; } return; }                           \\
+        if (s == 1 && k == 3 && n >= 2) {                                                       \\
+            h[0] = g[0] * w0; h[1] = g[1] * w0 + g[0] * w1;                                     \\
+            for (i = 2; i < n; i++) h[i] = g[i] * w0 + g[i - 1] * w1 + g[i - 2] * w2;           \\
+            h[n] = g[n - 1] * w1 + g[n - 2] * w2; h[n + 1] = g[n - 1] * w2; return;             \\
+        }                                                                                       \\
+        for (i = 0; i < s * (n - 1) + k; i++) h[i] = 0;                                         \\
+        for (i = 0; i < n; i++) for (j = 0; j < k; j++) h[s * i + j] += g[i] * (w ? w[j] : 1);  \\
+    }
+    DLB_HBWD(float, dlb_hbwd_f) DLB_HBWD(double, dlb_hbwd_d)
+
+    /* Vertical backward: d[c] = (sum_{q<nr} a[q] H[q ld + c]) (times xr[c] when xr is given;
+       a NULL: ones); nr == 0 writes zeros. */
+    #define DLB_VBWD(T, NAME)                                                                   \\
+    static void NAME(T *restrict d, const T *restrict H, long ld, long nr, const T *restrict a, \\
+                     const T *restrict xr, long W) {                                            \\
+        long c, q;                                                                              \\
+        const T *restrict h0 = H, *restrict h1 = H + ld;                                        \\
+        T a0 = a ? a[0] : 1, a1 = a ? (nr > 1 ? a[1] : 0) : 1;                                  \\
+        if (nr == 0) { for (c = 0; c < W; c++) d[c] = 0; return; }                              \\
+        if (xr) {                                                                               \\
+            if (nr == 1) { for (c = 0; c < W; c++) d[c] = xr[c] * (a0 * h0[c]); return; }       \\
+            if (nr == 2) { for (c = 0; c < W; c++) d[c] = xr[c] * (a0 * h0[c] + a1 * h1[c]);    \\
+                return; }                                                                       \\
+        } else {                                                                                \\
+            if (nr == 1) { for (c = 0; c < W; c++) d[c] = a0 * h0[c]; return; }                 \\
+            if (nr == 2) { for (c = 0; c < W; c++) d[c] = a0 * h0[c] + a1 * h1[c]; return; }    \\
+        }                                                                                       \\
+        for (c = 0; c < W; c++) d[c] = a0 * h0[c];                                              \\
+        for (q = 1; q < nr; q++) { const T *restrict hq = H + q * ld; T aq = a ? a[q] : 1;      \\
+            for (c = 0; c < W; c++) d[c] += aq * hq[c]; }                                       \\
+        if (xr) for (c = 0; c < W; c++) d[c] *= xr[c];                                          \\
+    }
+    DLB_VBWD(float, dlb_vbwd_f) DLB_VBWD(double, dlb_vbwd_d)
     """
     float dlb_sum_f(const float *v, long n) nogil
     double dlb_sum_d(const double *v, long n) nogil
+    void dlb_vfwd_f(int code, const float *x, long ld, long nr, const float *w, float *v, long W) nogil
+    void dlb_vfwd_d(int code, const double *x, long ld, long nr, const double *w, double *v, long W) nogil
+    void dlb_hfwd_f(int code, const float *v, float *y, long n, long s, long k, const float *w) nogil
+    void dlb_hfwd_d(int code, const double *v, double *y, long n, long s, long k, const double *w) nogil
+    void dlb_ginv_f(float *g, const float *dy, const float *y, long n) nogil
+    void dlb_ginv_d(double *g, const double *dy, const double *y, long n) nogil
+    void dlb_hbwd_f(float *h, const float *g, long n, long s, long k, const float *w) nogil
+    void dlb_hbwd_d(double *h, const double *g, long n, long s, long k, const double *w) nogil
+    void dlb_vbwd_f(float *d, const float *H, long ld, long nr, const float *a, const float *xr, long W) nogil
+    void dlb_vbwd_d(double *d, const double *H, long ld, long nr, const double *a, const double *xr,
+                    long W) nogil
 
 
 cdef inline real wsum(const real *w, const real *v, Py_ssize_t n, bint weighted) noexcept nogil:
@@ -52,6 +220,52 @@ cdef inline real wsum(const real *w, const real *v, Py_ssize_t n, bint weighted)
     return (a0 + a1) + (a2 + a3)
 
 
+cdef inline real window(int code, const real *w, const real *v, Py_ssize_t n) noexcept nogil:
+    """One window of the horizontal forward pass, generic: max, weighted sum, or L2 norm."""
+    cdef real m
+    cdef Py_ssize_t c
+    if code == 0:
+        m = v[0]
+        for c in range(1, n):
+            m = v[c] if v[c] > m else m
+        return m
+    if code == 1:
+        return wsum(w, v, n, True)
+    return sqrt(wsum(w, v, n, False))
+
+
+cdef void interior_run(const long[::1] ws, const long[::1] we, const real[:, ::1] wc, int code,
+                       Py_ssize_t *best) noexcept:
+    """(o0, o1, s, k): the longest run of output columns [o0, o1) whose windows all have size k,
+    start every s columns (s >= 1) and, for weighted sums, carry the same weights as window o0;
+    o1 = o0 when there is no run of at least two windows."""
+    cdef Py_ssize_t Wo = ws.shape[0], j, a, b, s, k
+    cdef bint same
+    best[0] = 0
+    best[1] = 0
+    best[2] = 1
+    best[3] = 1
+    a = 0
+    while a + 1 < Wo:
+        k = we[a] - ws[a]
+        s = ws[a + 1] - ws[a]
+        b = a + 1
+        while b < Wo and s >= 1 and we[b] - ws[b] == k and ws[b] - ws[b - 1] == s:
+            same = True
+            if code == 1:
+                for j in range(k):
+                    same = same and wc[b, j] == wc[a, j]
+            if not same:
+                break
+            b = b + 1
+        if s >= 1 and b - a >= 2 and b - a > best[1] - best[0]:
+            best[0] = a
+            best[1] = b
+            best[2] = s
+            best[3] = k
+        a = b - 1 if b > a + 1 else a + 1
+
+
 def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want_idx, const long[::1] hs,
             const long[::1] he, const long[::1] ws, const long[::1] we, const real[:, ::1] wr,
             const real[:, ::1] wc, int code, int nch=0):
@@ -59,11 +273,15 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
     ``want_idx`` also writes idx = r * W + c of the first maximum in row-major order.
     (``nch``, the Numba core's chunk count, is not needed: OpenMP threads own their buffers.)"""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2], Ho = y.shape[1], Wo = y.shape[2]
-    cdef Py_ssize_t p, oy, ox, r, c, r0, r1, c0, bc
+    cdef Py_ssize_t p, oy, ox, r, c, r0, r1, bc
+    cdef Py_ssize_t[4] run
+    interior_run(ws, we, wc, code, run)
+    cdef Py_ssize_t o0 = run[0], o1 = run[1], s = run[2], k = run[3]
     cdef real *v
     cdef real *rows
+    cdef real *yr
     cdef const real *row
-    cdef real a, m, fr, br
+    cdef real m, fr, br
     cdef bint take
     with nogil, parallel():
         v = <real *> malloc(2 * W * sizeof(real))
@@ -95,39 +313,21 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
                             bc = c if take else bc
                         y[p, oy, ox] = m
                         idx[p, oy, ox] = (<long> br) * W + bc
-                elif code == 0:
-                    for c in range(W):
-                        v[c] = row[c]
-                    for r in range(r0 + 1, r1):
-                        row = &x[p, r, 0]
-                        for c in range(W):
-                            v[c] = row[c] if row[c] > v[c] else v[c]
-                    for ox in range(Wo):
-                        c0 = ws[ox]
-                        m = v[c0]
-                        for c in range(c0 + 1, we[ox]):
-                            m = v[c] if v[c] > m else m
-                        y[p, oy, ox] = m
-                elif code == 1:
-                    a = wr[oy, 0]
-                    for c in range(W):
-                        v[c] = a * row[c]
-                    for r in range(r0 + 1, r1):
-                        a = wr[oy, r - r0]
-                        row = &x[p, r, 0]
-                        for c in range(W):
-                            v[c] = v[c] + a * row[c]
-                    for ox in range(Wo):
-                        y[p, oy, ox] = wsum(&wc[ox, 0], v + ws[ox], we[ox] - ws[ox], True)
+                    continue
+                if real is float:
+                    dlb_vfwd_f(code, row, W, r1 - r0, &wr[oy, 0], v, W)
                 else:
-                    for c in range(W):
-                        v[c] = row[c] * row[c]
-                    for r in range(r0 + 1, r1):
-                        row = &x[p, r, 0]
-                        for c in range(W):
-                            v[c] = v[c] + row[c] * row[c]
-                    for ox in range(Wo):
-                        y[p, oy, ox] = sqrt(wsum(&wc[ox, 0], v + ws[ox], we[ox] - ws[ox], False))
+                    dlb_vfwd_d(code, row, W, r1 - r0, &wr[oy, 0], v, W)
+                yr = &y[p, oy, 0]
+                for ox in range(o0):
+                    yr[ox] = window(code, &wc[ox, 0], v + ws[ox], we[ox] - ws[ox])
+                if o1 > o0:
+                    if real is float:
+                        dlb_hfwd_f(code, v + ws[o0], yr + o0, o1 - o0, s, k, &wc[o0, 0])
+                    else:
+                        dlb_hfwd_d(code, v + ws[o0], yr + o0, o1 - o0, s, k, &wc[o0, 0])
+                for ox in range(o1, Wo):
+                    yr[ox] = window(code, &wc[ox, 0], v + ws[ox], we[ox] - ws[ox])
         free(v)
 
 
@@ -156,11 +356,34 @@ def row_fill(const real[::1] g, real[:, ::1] dx2, int nch=0):
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
     """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices."""
     cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o
+    cdef real *d
+    cdef const real *g
+    cdef const long *ip
     for p in prange(P, nogil=True, schedule="static"):
+        d = &dx[p, 0]
+        g = &dy[p, 0]
+        ip = &idx[p, 0]
         for i in range(L):
-            dx[p, i] = 0
+            d[i] = 0
         for o in range(M):
-            dx[p, idx[p, o]] = dx[p, idx[p, o]] + dy[p, o]
+            d[ip[o]] = d[ip[o]] + g[o]
+
+
+cdef bint row_cover(const long[::1] hs, const long[::1] he, Py_ssize_t H, long[::1] lo, long[::1] hi):
+    """lo[r], hi[r]: the output rows [lo, hi) whose windows hold input row r, when the window
+    bounds hs and he are non-decreasing (every windowed and adaptive plan); False otherwise."""
+    cdef Py_ssize_t Ho = hs.shape[0], o, r, a = 0, b = 0
+    for o in range(1, Ho):
+        if hs[o] < hs[o - 1] or he[o] < he[o - 1]:
+            return False
+    for r in range(H):
+        while a < Ho and he[a] <= r:
+            a = a + 1
+        while b < Ho and hs[b] <= r:
+            b = b + 1
+        lo[r] = a
+        hi[r] = b if b > a else a
+    return True
 
 
 def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, ::1] dy, real[:, :, ::1] dx,
@@ -168,17 +391,86 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
              const real[:, ::1] wr, const real[:, ::1] wc, int code, int nch=0):
     """dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only.
 
-    max: a vertical pass keeps each column's maximum and the first row holding it; the horizontal
-    pass picks, among the window's columns holding the window maximum, the smallest such row, then
-    the smallest column: the first maximum in row-major order."""
+    Weighted sums / L2 with non-decreasing window bounds: the horizontal spread of every dy row
+    into H (Ho, W), then each dx row written once from the rows of H covering it. Otherwise (and
+    for max) the per-output-row passes: max keeps each column's maximum and the first row holding
+    it in a vertical pass; the horizontal pass picks, among the window's columns holding the
+    window maximum, the smallest such row, then the smallest column: the first maximum in
+    row-major order."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2], Ho = dy.shape[1], Wo = dy.shape[2]
-    cdef Py_ssize_t p, oy, ox, r, c, r0, c0, br, bc
+    cdef Py_ssize_t p, oy, ox, r, c, r0, c0, br, bc, q, nr, cend
+    cdef long[::1] lo = np.empty(H, np.int64)
+    cdef long[::1] hi = np.empty(H, np.int64)
+    cdef bint sep = code != 0 and row_cover(hs, he, H, lo, hi)
+    cdef Py_ssize_t[4] run
+    interior_run(ws, we, wc, code, run)
+    cdef Py_ssize_t o0 = run[0], o1 = run[1], s = run[2], k = run[3]
     cdef real *h
     cdef real *rows
     cdef real *drow
+    cdef real *hb
+    cdef real *gb
+    cdef real *coef
     cdef const real *row
-    cdef real a, m, g, yv, fr
+    cdef const real *g
+    cdef real a, m, yv, fr
     cdef bint take
+    if sep:
+        with nogil, parallel():
+            hb = <real *> malloc((Ho * W + Wo + Ho + 1) * sizeof(real))
+            gb = hb + Ho * W
+            coef = gb + Wo
+            for p in prange(P, schedule="static"):
+                for oy in range(Ho):
+                    h = hb + oy * W
+                    if code == 1:
+                        g = &dy[p, oy, 0]
+                    else:
+                        if real is float:
+                            dlb_ginv_f(gb, &dy[p, oy, 0], &y[p, oy, 0], Wo)
+                        else:
+                            dlb_ginv_d(gb, &dy[p, oy, 0], &y[p, oy, 0], Wo)
+                        g = gb
+                    if o1 > o0:
+                        c0 = ws[o0]
+                        cend = c0 + s * (o1 - o0 - 1) + k
+                        for c in range(c0):
+                            h[c] = 0
+                        for c in range(cend, W):
+                            h[c] = 0
+                        if real is float:
+                            dlb_hbwd_f(h + c0, g + o0, o1 - o0, s, k, &wc[o0, 0] if code == 1 else NULL)
+                        else:
+                            dlb_hbwd_d(h + c0, g + o0, o1 - o0, s, k, &wc[o0, 0] if code == 1 else NULL)
+                    else:
+                        for c in range(W):
+                            h[c] = 0
+                    for ox in range(Wo):
+                        if ox == o0 and o1 > o0:
+                            continue
+                        if ox > o0 and ox < o1:
+                            continue
+                        c0 = ws[ox]
+                        if code == 1:
+                            for c in range(c0, we[ox]):
+                                h[c] = h[c] + g[ox] * wc[ox, c - c0]
+                        else:
+                            for c in range(c0, we[ox]):
+                                h[c] = h[c] + g[ox]
+                for r in range(H):
+                    r0 = lo[r]
+                    nr = hi[r] - r0
+                    if code == 1:
+                        for q in range(nr):
+                            coef[q] = wr[r0 + q, r - hs[r0 + q]]
+                    if real is float:
+                        dlb_vbwd_f(&dx[p, r, 0], hb + r0 * W, W, nr, coef if code == 1 else NULL,
+                                   &x[p, r, 0] if code == 2 else NULL, W)
+                    else:
+                        dlb_vbwd_d(&dx[p, r, 0], hb + r0 * W, W, nr, coef if code == 1 else NULL,
+                                   &x[p, r, 0] if code == 2 else NULL, W)
+            free(hb)
+        return
     with nogil, parallel():
         h = <real *> malloc(2 * W * sizeof(real))
         rows = h + W
@@ -216,16 +508,16 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
                     for c in range(W):
                         h[c] = 0
                     for ox in range(Wo):
-                        g = dy[p, oy, ox]
+                        a = dy[p, oy, ox]
                         c0 = ws[ox]
                         if code == 1:
                             for c in range(c0, we[ox]):
-                                h[c] = h[c] + g * wc[ox, c - c0]
+                                h[c] = h[c] + a * wc[ox, c - c0]
                         else:
                             yv = y[p, oy, ox]
-                            g = g / yv if yv != 0 else 0
+                            a = a / yv if yv != 0 else 0
                             for c in range(c0, we[ox]):
-                                h[c] = h[c] + g
+                                h[c] = h[c] + a
                     for r in range(r0, he[oy]):
                         drow = &dx[p, r, 0]
                         if code == 1:
