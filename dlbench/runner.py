@@ -275,12 +275,17 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     if not cases:
         raise UserError(f"no benchmark matches --filter {filter!r} in suites {', '.join(suites)}")
     say = (lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: load average {load:.1f} on {os.cpu_count()} cores: other processes will "
+              "distort the timings (recorded in meta.json as load_avg_start)", file=sys.stderr)
     quick_cal = os.environ.get("DLBENCH_QUICK_CALIBRATION", "") not in ("", "0")  # tests: small, no torch
     cal = calibration or calibrate(threads, quick=quick_cal, progress=lambda m: say(f"calibrating: {m}"))
     ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal,
            "out_dir": out, "executor": executor, "scheduler": scheduler}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
                       "backends": backends, "variants": variants, "rounds": rounds, "filter": filter,
+                      "load_avg_start": load,
                       "command": " ".join(sys.argv),
                       "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
                       "calibration": cal, "blas": blas_info(), "versions": versions(), "status": "running",
