@@ -27,6 +27,9 @@ OURS = [Variant("numpy", "direct"), Variant("numba", "direct"), Variant("cython"
 CONV_VARIANTS = [Variant("numpy", "einsum"), Variant("numpy", "direct"), Variant("numba", "direct"),
                  Variant("numba", "im2col"), Variant("cython", "direct"), Variant("cython", "im2col"),
                  Variant("torch", "unfold+bmm")]
+# tiled convolution also as one strided conv2d per tile pattern (not defined for locally connected)
+TILED_VARIANTS = CONV_VARIANTS[:-1] + [Variant("numba", "patterns"), Variant("cython", "patterns"),
+                                       CONV_VARIANTS[-1]]
 
 
 def _torch():
@@ -121,7 +124,8 @@ def conv_cases(quick):
         probs += [("tiled_conv2d", dict(p, th=t, tw=t), f"tiled_t{t}_{tag}") for t in tiles if ho % t == 0]
         for op, params, name in probs:
             for o, suffix in ((op, "fwd"), (op + "_backward", "bwd")):
-                cases.append(Case(SUITE, f"{name}_{suffix}", o, params, CONV_VARIANTS,
+                variants = TILED_VARIANTS if op.startswith("tiled") else CONV_VARIANTS
+                cases.append(Case(SUITE, f"{name}_{suffix}", o, params, variants,
                                   lambda v, dt, o=o, params=params: bind_conv(v, dt, o, params)))
     return cases
 

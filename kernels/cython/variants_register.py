@@ -11,6 +11,7 @@ from dlbench.kernels.cython import variants_bn as _bn
 from dlbench.kernels.cython import variants_conv as _conv
 from dlbench.kernels.cython import variants_pool as _pool
 from dlbench.kernels.numba_cpu import pool, tiled
+from dlbench.kernels.numba_cpu.tiled_patterns import register_patterns
 from dlbench.kernels.reference.batchnorm import backward_driver, forward_driver
 
 from dlbench.registry import register_kernel
@@ -50,6 +51,10 @@ for _op in ("tiled_conv2d", "local_conv2d"):
                     constraints=f"two transposed products by {tiled.GEMM_IMPL}, then col2im",
                     description="gradients of eq. 9.10 / 9.9: two GEMMs per tile pattern and col2im")(
         tiled_backward_im2col)
+
+
+# eq. 9.10 as one strided conv2d (this backend's auto-tuned kernels) per tile pattern
+register_patterns("cython")
 
 
 # ---------------------------------------------------------------- pooling (drivers shared with Numba)
