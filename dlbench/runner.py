@@ -270,10 +270,17 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
             raise UserError("--resume: no earlier run under results/ (pass --out DIR)")
         out = last
     out = Path(out) if out is not None else root / new_run_id()
-    store = ResultStore(out, run_id=None if resume else out.name, resume=resume)
     cases = select_cases(suites, quick, filter)
     if not cases:
         raise UserError(f"no benchmark matches --filter {filter!r} in suites {', '.join(suites)}")
+    if isinstance(variants, str):
+        variants = [variants]
+    todo = [(c, v) for c in cases for v in c.variants if (not backends or v.backend in backends)
+            and (not variants or any(fnmatch.fnmatch(f"{v.backend}/{v.algorithm}", p) for p in variants))]
+    if not todo:
+        raise UserError("no variant matches " + " ".join(
+            [f"--backend {b}" for b in backends or []] + [f"--variant {v}" for v in variants or []]))
+    store = ResultStore(out, run_id=None if resume else out.name, resume=resume)
     say = (lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load > 0.5 * (os.cpu_count() or 1):
@@ -293,12 +300,6 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     if root in out.parents or out.parent == root:
         point_latest(root, out)
     done = store.done_keys()
-    if isinstance(variants, str):
-        variants = [variants]
-    todo = [(c, v) for c in cases for v in c.variants if (not backends or v.backend in backends)
-            and (not variants or any(fnmatch.fnmatch(f"{v.backend}/{v.algorithm}", p) for p in variants))]
-    if not todo:
-        raise UserError(f"no variant matches --backend {backends} --variant {variants}")
     tt = target_time or (QUICK_TARGET if quick else FULL_TARGET)
     abort_after = int(os.environ.get("DLBENCH_TEST_ABORT_AFTER", "0"))  # fault injection for tests
     finished = 0
