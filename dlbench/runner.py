@@ -209,6 +209,15 @@ def timing_rows(case: Case, var: Variant, base: dict, bound: Bound, t: Timing, c
     return rows
 
 
+def machine_load() -> tuple[float, int]:
+    """(1-minute load average, processes runnable right now besides this one) from /proc/loadavg."""
+    try:
+        fields = Path("/proc/loadavg").read_text().split()
+        return float(fields[0]), max(int(fields[3].split("/")[0]) - 1, 0)
+    except (OSError, IndexError, ValueError):
+        return (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0), 0
+
+
 def _by_case(todo):
     """(case, [variants]) in suite order from a list of (case, variant) pairs."""
     groups: dict[int, tuple] = {}
@@ -282,17 +291,17 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
             [f"--backend {b}" for b in backends or []] + [f"--variant {v}" for v in variants or []]))
     store = ResultStore(out, run_id=None if resume else out.name, resume=resume)
     say = (lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > 0.5 * (os.cpu_count() or 1):
-        print(f"warning: load average {load:.1f} on {os.cpu_count()} cores: other processes will "
-              "distort the timings (recorded in meta.json as load_avg_start)", file=sys.stderr)
+    load, others = machine_load()
+    if others >= 1 or load > 0.75 * (os.cpu_count() or 1):
+        print(f"warning: {others} other runnable process(es), load average {load:.1f} on {os.cpu_count()} "
+              "cores: other processes distort the timings (recorded in meta.json)", file=sys.stderr)
     quick_cal = os.environ.get("DLBENCH_QUICK_CALIBRATION", "") not in ("", "0")  # tests: small, no torch
     cal = calibration or calibrate(threads, quick=quick_cal, progress=lambda m: say(f"calibrating: {m}"))
     ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal,
            "out_dir": out, "executor": executor, "scheduler": scheduler}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
                       "backends": backends, "variants": variants, "rounds": rounds, "filter": filter,
-                      "load_avg_start": load,
+                      "load_avg_start": load, "other_runnable_start": others,
                       "command": " ".join(sys.argv),
                       "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
                       "calibration": cal, "blas": blas_info(), "versions": versions(), "status": "running",
