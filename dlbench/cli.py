@@ -101,7 +101,11 @@ def cmd_run(args) -> int:
              filter=args.filter, out=args.out, resume=args.resume, progress=not args.no_progress,
              target_time=args.target_time, executor=args.executor, scheduler=args.scheduler,
              variants=args.variant, rounds=args.rounds)
-    _print_df(summary_for_display(summary(df)), f"results: {df.attrs.get('path', '')}")
+    summ = summary(df)
+    _print_df(summary_for_display(summ), f"results: {df.attrs.get('path', '')}")
+    if "frac_peak_bw" in summ and (summ["frac_peak_bw"] > 1).any():
+        print("note: rows above 100 % of peak BW move less data than the calibrated DRAM bandwidth "
+              "limits: their working set fits in the caches (use --full for DRAM-sized cases)")
     print(f"wrote {df.attrs.get('path')}/results.parquet and results.csv ({len(df)} rows)")
     return 0
 
