@@ -17,11 +17,13 @@ empties it. ``DLBENCH_AUTOTUNE_CACHE=0`` disables the disk cache (the in-process
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 AUTOTUNE_VERSION = 1
@@ -70,15 +72,35 @@ def _write_disk(key: str, record: dict) -> None:
             pass
 
 
+@functools.lru_cache(maxsize=1)
+def kernels_fingerprint() -> str:
+    """A short hash of the kernel sources and built extensions (path, size, mtime of every .py,
+    .pyx and .so under ``dlbench.kernels``): a choice tuned for other kernel code is not reused."""
+    import hashlib
+
+    import dlbench.kernels as kpkg
+
+    h = hashlib.sha1()
+    for root in getattr(kpkg, "__path__", []):
+        base = Path(root)
+        for f in sorted(base.rglob("*")):
+            if f.suffix in (".py", ".pyx", ".so", ".h") and "__pycache__" not in f.parts:
+                st = f.stat()
+                h.update(f"{f.relative_to(base)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:10]
+
+
 def problem_key(op: str, backend: str, dtype: str, params: dict, candidates: Sequence,
                 threads: int | None = None) -> str:
-    """The cache key: op, backend, dtype, threads, shape parameters, candidate set and machine."""
+    """The cache key: op, backend, dtype, threads, shape parameters, candidate set, machine and
+    kernel code (``kernels_fingerprint``)."""
     from dlbench.machine import fingerprint
     from dlbench.threads import current_threads
 
     threads = threads or current_threads()
     cands = ",".join(sorted(f"{k.algorithm}:{k.extra.get('impl', '')}" for k in candidates))
-    return (f"v{AUTOTUNE_VERSION}|{fingerprint()}|{op}|{backend}|{dtype}|t{threads}|"
+    return (f"v{AUTOTUNE_VERSION}|{fingerprint()}|k{kernels_fingerprint()}|{op}|{backend}|{dtype}|"
+            f"t{threads}|"
             f"{json.dumps(params, sort_keys=True, default=str)}|{cands}")
 
 

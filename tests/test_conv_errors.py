@@ -147,6 +147,19 @@ def test_autotune_key_separates_threads_dtype_and_shape():
     assert k1 != autotune.problem_key("conv2d", "numba", "float32", {**p, "H": 6}, cands, threads=1)
 
 
+def test_autotune_key_follows_the_kernel_code(monkeypatch):
+    """A choice tuned for other kernel code (an edited or rebuilt kernel) is not reused."""
+    from dlbench.registry import find_kernels as fk
+
+    cands = fk("conv2d", backend="numba")
+    p = {"N": 1, "C": 2, "K": 2, "H": 5, "W": 5, "R": 3, "S": 3}
+    fp = autotune.kernels_fingerprint()
+    assert len(fp) == 10 and fp == autotune.kernels_fingerprint()
+    k1 = autotune.problem_key("conv2d", "numba", "float32", p, cands, threads=1)
+    monkeypatch.setattr(autotune, "kernels_fingerprint", lambda: "0123456789")
+    assert k1 != autotune.problem_key("conv2d", "numba", "float32", p, cands, threads=1)
+
+
 def test_user_kernel_takes_part_in_auto(tmp_path, monkeypatch):
     monkeypatch.setenv("DLBENCH_CACHE_DIR", str(tmp_path))
     from dlbench.kernels.reference.conv import conv_forward
