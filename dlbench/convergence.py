@@ -1268,6 +1268,8 @@ def run_case(case, variant, threads: int, ctx: dict, out_dir=None) -> list[dict]
     appends the curves (``curves.parquet``: problem, optimizer, seed, iteration, seconds, loss),
     per-seed runs, the sensitivity grid, and rewrites tuning budgets and performance profiles.
     """
+    from dlbench.runner import _base_row
+
     base = _base_row(case, variant, threads, ctx)
     if case.problem == "schaul_bank":
         try:
@@ -1346,28 +1348,6 @@ def rows_from_table(table: pd.DataFrame, base: dict) -> list[dict]:
             }
         )
     return rows
-
-
-def _base_row(case, var, threads, ctx) -> dict:
-    ctx = ctx or {}
-    return {
-        "run_id": ctx.get("run_id", ""),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "suite": case.suite,
-        "benchmark": case.name,
-        "op": case.op,
-        "params": case.params_json,
-        "backend": var.backend,
-        "algorithm": var.algorithm,
-        "chosen": "",
-        "dtype": case.dtype,
-        "threads": threads,
-        "device": "cpu",
-        "git_rev": ctx.get("git_rev", ""),
-        "machine": ctx.get("machine", ""),
-        "status": "ok",
-        "message": "",
-    }
 
 
 def _append_parquet(path: Path, df: pd.DataFrame) -> pd.DataFrame:

@@ -36,12 +36,14 @@ def _device_of(backend: str) -> str:
     return "cpu"
 
 
-def _base_row(case: Case, var: Variant, threads: int, ctx: dict) -> dict:
-    return {"run_id": ctx["run_id"], "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "suite": case.suite,
-            "benchmark": case.name, "op": case.op, "params": case.params_json, "backend": var.backend,
-            "algorithm": var.algorithm, "chosen": "", "dtype": case.dtype, "threads": threads,
-            "device": _device_of(var.backend), "git_rev": ctx["git_rev"], "machine": ctx["machine"],
-            "status": "ok", "message": ""}
+def _base_row(case: Case, var: Variant, threads: int, ctx: dict | None) -> dict:
+    """The identifying columns of a result row (schema in dlbench.results); ctx may lack keys."""
+    ctx = ctx or {}
+    return {"run_id": ctx.get("run_id", ""), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "suite": case.suite, "benchmark": case.name, "op": case.op, "params": case.params_json,
+            "backend": var.backend, "algorithm": var.algorithm, "chosen": "", "dtype": case.dtype,
+            "threads": threads, "device": _device_of(var.backend), "git_rev": ctx.get("git_rev", ""),
+            "machine": ctx.get("machine", ""), "status": "ok", "message": ""}
 
 
 def _metric(base: dict, metric: str, value: float, unit: str, **extra) -> dict:
