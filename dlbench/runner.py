@@ -67,12 +67,26 @@ def _not_runnable(case: Case, var: Variant) -> str | None:
     return None
 
 
+def _status_rows(base: dict, status: str, message: str) -> list[dict]:
+    """The one row of a variant that was not timed ("skipped" or "error", with the reason)."""
+    return [_metric({**base, "status": status, "message": message}, "time", math.nan, "s")]
+
+
+def _is_convergence(case: Case) -> bool:
+    return getattr(case, "kind", "throughput") == "convergence"
+
+
 def _prepare(case: Case, var: Variant, threads: int, ctx: dict):
-    """Bind one variant: ``(base_row, bound)``, or ``(rows, None)`` when it is skipped or fails."""
+    """Bind one variant: ``(base_row, bound)``, or ``(rows, None)`` when it is skipped, fails, or is
+    a convergence case (whose protocol runs here and returns its rows)."""
     base = _base_row(case, var, threads, ctx)
     reason = _not_runnable(case, var)
     if reason:
-        return [_metric({**base, "status": "skipped", "message": reason}, "time", math.nan, "s")], None
+        return _status_rows(base, "skipped", reason), None
+    if _is_convergence(case):
+        from dlbench.convergence import run_case
+
+        return run_case(case, var, threads, ctx, out_dir=ctx.get("out_dir")), None
     try:
         bound = case.bind(var, case.dtype)
     except Exception as e:  # noqa: BLE001 - recorded as a skipped/error row, the run goes on
@@ -85,14 +99,12 @@ def _prepare(case: Case, var: Variant, threads: int, ctx: dict):
 def _failure_rows(base: dict, e: BaseException) -> list[dict]:
     """A Skip or a constraint violation is "skipped"; anything else an "error" row."""
     if isinstance(e, Skip):
-        return [_metric({**base, "status": "skipped", "message": str(e)}, "time", math.nan, "s")]
+        return _status_rows(base, "skipped", str(e))
     if isinstance(e, (ValueError, NotImplementedError)):
-        return [_metric({**base, "status": "skipped", "message": f"{type(e).__name__}: {e}"},
-                        "time", math.nan, "s")]
+        return _status_rows(base, "skipped", f"{type(e).__name__}: {e}")
     if os.environ.get("DLBENCH_DEBUG"):
         traceback.print_exc()
-    return [_metric({**base, "status": "error", "message": f"{type(e).__name__}: {e}"},
-                    "time", math.nan, "s")]
+    return _status_rows(base, "error", f"{type(e).__name__}: {e}")
 
 
 def _last_choice(op: str) -> str:
@@ -114,14 +126,6 @@ def _time_bound(bound: Bound, target_time: float, first_call: bool = True) -> Ti
 
 def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_time: float) -> list[dict]:
     """Rows for one variant of one case (ok, skipped or error)."""
-    if getattr(case, "kind", "throughput") == "convergence":
-        base = _base_row(case, var, threads, ctx)
-        reason = _not_runnable(case, var)
-        if reason:
-            return [_metric({**base, "status": "skipped", "message": reason}, "time", math.nan, "s")]
-        from dlbench.convergence import run_case
-
-        return run_case(case, var, threads, ctx, out_dir=ctx.get("out_dir"))
     base, bound = _prepare(case, var, threads, ctx)
     if bound is None:
         return base
@@ -158,8 +162,8 @@ def measure_interleaved(case: Case, variants: list[Variant], threads: int, ctx: 
                 continue
             first[i] = first[i] or t
             samples[i].extend(t.samples)
-            if variants[i].algorithm == "auto" and "chosen" not in bound.extra:
-                bound.extra["auto_chosen"] = _last_choice(case.op)  # before another variant calls auto
+            if variants[i].algorithm == "auto":  # record it before another variant calls auto
+                bound.extra.setdefault("chosen", _last_choice(case.op))
     out = []
     for i, (base, bound) in enumerate(prepared):
         if bound is None:
@@ -178,10 +182,7 @@ def timing_rows(case: Case, var: Variant, base: dict, bound: Bound, t: Timing, c
     if bound.extra.get("device"):
         base["device"] = bound.extra["device"]
     on_gpu = bound.timer == "cuda" or str(base["device"]).startswith(("cuda", "gpu"))
-    chosen = bound.extra.get("chosen", "")
-    if not chosen and var.algorithm == "auto":
-        chosen = bound.extra.get("auto_chosen") or _last_choice(case.op)
-    base["chosen"] = chosen
+    base["chosen"] = bound.extra.get("chosen") or (_last_choice(case.op) if var.algorithm == "auto" else "")
     stats = {"min": t.min, "median": t.median, "iqr": t.iqr, "cv": t.cv, "n_samples": t.n_samples,
              "samples": ",".join(f"{s:.6g}" for s in t.samples)}
     rows = [_metric(base, "time", t.median, "s", **stats),
@@ -323,7 +324,7 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
                     advance(label + " (done)")
                 else:
                     pending.append(var)
-            if rounds > 1 and len(pending) > 1 and getattr(case, "kind", "throughput") != "convergence":
+            if rounds > 1 and len(pending) > 1 and not _is_convergence(case):
                 results = measure_interleaved(case, pending, threads, ctx, tt, rounds)
             else:
                 results = (measure_variant(case, var, threads, ctx, tt) for var in pending)
