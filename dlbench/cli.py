@@ -100,7 +100,7 @@ def cmd_run(args) -> int:
     df = run(args.suites or None, backends=args.backend, quick=not args.full, threads=args.threads,
              filter=args.filter, out=args.out, resume=args.resume, progress=not args.no_progress,
              target_time=args.target_time, executor=args.executor, scheduler=args.scheduler,
-             variants=args.variant, rounds=args.rounds)
+             variants=args.variant, rounds=args.rounds, reuse_memory=not args.fresh_pages)
     summ = summary(df)
     _print_df(summary_for_display(summ), f"results: {df.attrs.get('path', '')}")
     if "frac_peak_bw" in summ and (summ["frac_peak_bw"] > 1).any():
@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(fairer ratios on a machine whose speed drifts)")
     r.add_argument("--variant", action="append",
                    help="glob on backend/algorithm, e.g. '*/auto' or 'torch/*' (repeatable)")
+    r.add_argument("--fresh-pages", action="store_true",
+                   help="leave glibc's allocator as it is: every large output gets fresh pages from the "
+                        "OS (page faults timed); by default freed buffers are reused, for every backend")
     r.add_argument("--out", help="results folder (default results/<run-id>)")
     r.add_argument("--resume", action="store_true", help="continue the run in --out (or the latest)")
     r.add_argument("--target-time", type=float, default=None, help="seconds of samples per variant")

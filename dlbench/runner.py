@@ -243,7 +243,7 @@ def select_cases(suites: list[str], quick: bool, pattern: str | None) -> list[Ca
 def run(suites=None, backends=None, quick: bool = True, threads: int | None = None, filter: str | None = None,
         out: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         target_time: float | None = None, calibration: dict | None = None, executor: str | None = None,
-        scheduler: str | None = None, variants=None, rounds: int = 1) -> pd.DataFrame:
+        scheduler: str | None = None, variants=None, rounds: int = 1, reuse_memory: bool = True) -> pd.DataFrame:
     """Run suites and return the results table (also written to ``out``, default results/<run-id>).
 
     suites: a name or list of names (default: the default suites); backends: restrict variants to
@@ -251,10 +251,13 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     substring or glob on "suite/benchmark"; variants: globs on "backend/algorithm" (e.g.
     ``["*/auto", "torch/*"]``), a variant runs when any matches; rounds: time the variants of
     each case side by side in this many round-robin passes (see ``measure_interleaved``);
-    resume: continue the run in ``out`` (or the latest).
+    resume: continue the run in ``out`` (or the latest); reuse_memory: keep freed large buffers in
+    the heap for every backend (``dlbench.allocator.keep_freed_memory``: outputs allocated per call
+    do not pay page faults; False measures with glibc's default, fresh pages per large output).
     executor/scheduler: how convergence sweeps run their cells ("process" by default, "serial",
     or "dask" with a scheduler address).
     """
+    from dlbench.allocator import keep_freed_memory
     from dlbench.backends import check_backend
     from dlbench.calibrate import calibrate
     from dlbench.machine import fingerprint, git_revision, machine_info, versions
@@ -298,13 +301,14 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     if others >= 1 or load > 0.75 * (os.cpu_count() or 1):
         print(f"warning: {others} other runnable process(es), load average {load:.1f} on {os.cpu_count()} "
               "cores: other processes distort the timings (recorded in meta.json)", file=sys.stderr)
+    heap = keep_freed_memory() if reuse_memory else {"policy": "default", "reason": "--fresh-pages"}
     quick_cal = os.environ.get("DLBENCH_QUICK_CALIBRATION", "") not in ("", "0")  # tests: small, no torch
     cal = calibration or calibrate(threads, quick=quick_cal, progress=lambda m: say(f"calibrating: {m}"))
     ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal,
            "out_dir": out, "executor": executor, "scheduler": scheduler}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
                       "backends": backends, "variants": variants, "rounds": rounds, "filter": filter,
-                      "load_avg_start": load, "other_runnable_start": others,
+                      "load_avg_start": load, "other_runnable_start": others, "allocator": heap,
                       "command": " ".join(sys.argv),
                       "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
                       "calibration": cal, "blas": blas_info(), "versions": versions(), "status": "running",

@@ -45,6 +45,21 @@ def test_run_writes_results_and_summary(tmp_path):
     assert set(t.backend) == {"numba", "numpy"}
     assert (t.value > 0).all() and (t.n_samples >= 5).all()
     assert {"compile_time", "gbs", "frac_peak_bw", "gflops", "mparams_per_s"} <= set(df.metric)
+    import json
+    import platform
+
+    heap = json.loads((tmp_path / "out" / "meta.json").read_text())["allocator"]
+    assert heap["policy"] == ("reuse-freed" if platform.libc_ver()[0] == "glibc" else "default")
+
+
+def test_fresh_pages_leaves_the_allocator_alone(tmp_path):
+    import json
+
+    r = dlbench("run", "smoke", "--no-progress", "--variant", "numpy/*", "--fresh-pages",
+                "--out", "out", "--target-time", "0.01", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    heap = json.loads((tmp_path / "out" / "meta.json").read_text())["allocator"]
+    assert heap == {"policy": "default", "reason": "--fresh-pages"}
 
 
 def test_variant_globs_select_backend_algorithm(tmp_path):

@@ -32,8 +32,15 @@ def _cached_calibration(threads: int) -> dict:
     return {}
 
 
+def pytest_configure(config):
+    from dlbench.allocator import keep_freed_memory
+
+    keep_freed_memory()  # the heap policy of `dlbench run`: timed outputs reuse freed pages
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     try:
+        from dlbench.allocator import keep_freed_memory
         from dlbench.machine import fingerprint, versions
         from dlbench.machine import machine_info as dl_machine
         from dlbench.threads import blas_info, default_threads
@@ -47,6 +54,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
             "threads": {"threads": threads},
             "calibration": _cached_calibration(threads),
             "argv": sys.argv[1:],
+            "allocator": keep_freed_memory(),
         }
     except Exception as e:  # noqa: BLE001
         machine_info["dlbench"] = {"error": f"{type(e).__name__}: {e}"}
