@@ -245,3 +245,19 @@ def test_bad_arguments_raise_value_error():
                             backend="numpy")
     with pytest.raises(ValueError, match="float32 or float64"):
         ops.pool2d(x.astype(np.int64), "max", 2, backend="numpy")
+
+
+@pytest.mark.parametrize("backend", ["numpy", *COMPILED])
+def test_out_of_range_indices_raise_in_every_kernel(backend):
+    """The [0, H*W) check lives in the kernels' scatter (no separate pass): every backend raises."""
+    x = np.random.default_rng(3).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    y, idx = ops.pool2d(x, "max", 2, return_indices=True, backend=backend)
+    dy = np.ones_like(y)
+    bad = idx.copy()
+    bad[0, 1, 0, 0], bad[1, 2, 2, 1] = 36, -1
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, H\*W\) = \[0, 36\): 2 do not"):
+        ops.pool2d_backward(dy, x, "max", 2, indices=bad, backend=backend)
+    with pytest.raises(ValueError, match="indices must lie in"):
+        ops.adaptive_pool2d_backward(dy, x, (3, 3), "max", indices=bad, backend=backend)
+    np.testing.assert_array_equal(ops.pool2d_backward(dy, x, "max", 2, indices=idx, backend=backend),
+                                  ops.pool2d_backward(dy, x, "max", 2, backend="numpy"))

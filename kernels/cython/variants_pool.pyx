@@ -354,8 +354,10 @@ def row_fill(const real[::1] g, real[:, ::1] dx2, int nch=0):
 
 
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
-    """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices."""
-    cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o
+    """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices.
+    Returns the number of indices outside [0, H*W) (skipped): the range check costs no extra pass."""
+    cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o, bad = 0
+    cdef long j
     cdef real *d
     cdef const real *g
     cdef const long *ip
@@ -366,7 +368,12 @@ def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, 
         for i in range(L):
             d[i] = 0
         for o in range(M):
-            d[ip[o]] = d[ip[o]] + g[o]
+            j = ip[o]
+            if j < 0 or j >= L:
+                bad += 1
+            else:
+                d[j] = d[j] + g[o]
+    return bad
 
 
 cdef bint row_cover(const long[::1] hs, const long[::1] he, Py_ssize_t H, long[::1] lo, long[::1] hi):

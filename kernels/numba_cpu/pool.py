@@ -209,9 +209,11 @@ def _backward(p0, p1, x, y, dy, dx, hs, he, ws, we, wr, wc, code):
 
 @nb.njit(parallel=True, cache=True)
 def _scatter_max(dy, idx, dx, nch):
-    """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices."""
+    """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices.
+    Returns the number of indices outside [0, H*W) (skipped): the range check costs no extra pass."""
     P, L = dx.shape
     M = dy.shape[1]
+    bad = 0
     for ch in nb.prange(nch):
         for p in range(ch * P // nch, (ch + 1) * P // nch):
             d = dx[p]
@@ -220,7 +222,17 @@ def _scatter_max(dy, idx, dx, nch):
             g = dy[p]
             ip = idx[p]
             for o in range(M):
-                d[ip[o]] += g[o]
+                j = ip[o]
+                if j < 0 or j >= L:
+                    bad += 1
+                else:
+                    d[j] += g[o]
+    return bad
+
+
+def index_range_error(nbad: int, length: int) -> ValueError:
+    """The error for max-pooling indices outside a map's [0, H*W) (``length`` = H*W)."""
+    return ValueError(f"indices must lie in [0, H*W) = [0, {length}): {nbad} do not")
 
 
 @nb.njit(parallel=True, fastmath={"reassoc", "contract", "nsz"}, cache=True)
@@ -277,7 +289,9 @@ def run_backward(dy3, x3, y3, plan, core=None, indices=None, scatter=None):
     dx = np.empty_like(x3)
     if indices is not None:
         p = x3.shape[0]
-        (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1), chunks(p))
+        bad = (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1), chunks(p))
+        if bad:
+            raise index_range_error(bad, dx.shape[1] * dx.shape[2])
         return dx
     args = (x3, dy3 if y3 is None else y3, dy3, dx, plan.hs, plan.he, plan.ws, plan.we, plan.wr, plan.wc,
             plan.code)

@@ -150,6 +150,9 @@ def pool2d(x, kind, size, stride, pads, out, sigma, return_indices=False):
 def scatter_max(dy, indices, x_shape):
     """dx with dy added at the flat (H*W) positions ``indices`` of each map (max pooling's backward)."""
     n, c, h, w = x_shape
+    bad = np.count_nonzero((indices < 0) | (indices >= h * w))
+    if bad:
+        raise ValueError(f"indices must lie in [0, H*W) = [0, {h * w}): {bad} do not")
     dx = np.zeros((n * c, h * w), dy.dtype)
     np.add.at(dx, (np.arange(n * c)[:, None], indices.reshape(n * c, -1)), dy.reshape(n * c, -1))
     return dx.reshape(x_shape)
