@@ -36,3 +36,19 @@ def test_interior_runs_match_reference(backend, dtype, kind, size, stride, pad, 
     if kind == "max":
         _, idx = ops.pool2d(x, *args, return_indices=True, backend=backend)
         np.testing.assert_array_equal(idx, ops.pool2d(x, *args, return_indices=True, backend="numpy")[1])
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("kind", ["max", "avg", "l2", "gaussian"])
+@pytest.mark.parametrize("hw,pad,ceil_mode", [((16, 40), 1, True), ((9, 18), 0, True), ((112, 112), 1, False),
+                                              ((7, 33), 1, False), ((3, 19), 1, True)])
+def test_3x3_stride2_fused_path_matches_reference(backend, kind, hw, pad, ceil_mode):
+    """float32 3x3/s2 pooling takes the cython backend's fused two-map C path (interior runs of
+    >= 8 windows): borders, 1-3 row windows, the smaller last region and odd map counts."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 5) + hw).astype(np.float32)
+    if kind == "max":
+        x = np.round(x * 2)
+    args = (kind, 3, 2, pad, ceil_mode, 1.0)
+    np.testing.assert_allclose(ops.pool2d(x, *args, backend=backend), ops.pool2d(x, *args, backend="numpy"),
+                               **TOL["float32"])
