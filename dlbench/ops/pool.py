@@ -66,11 +66,16 @@ def _pool_fwd_bytes(dtype="float32", **p):
 
 
 def _pool_bwd_bytes(dtype="float32", **p):
+    """dx written, dy read, plus x and y read by l2 (dy x / y), and for max the forward's int64
+    argmax indices (the suites' max backward, ours and torch's, scatters from them; it does not
+    read x)."""
     ho, wo = _out_hw(p)
-    reads_x = p.get("kind", "max") in ("max", "l2")
-    reads_y = p.get("kind", "max") == "l2"
-    planes = p["h"] * p["w"] * (1 + reads_x) + ho * wo * (1 + reads_y)
-    return float(_item(dtype) * p["n"] * p["c"] * planes)
+    kind = p.get("kind", "max")
+    item = _item(dtype)
+    per_map = item * (p["h"] * p["w"] * (1 + (kind == "l2")) + ho * wo * (1 + (kind == "l2")))
+    if kind == "max":
+        per_map += 8 * ho * wo
+    return float(p["n"] * p["c"] * per_map)
 
 
 def _pool_flops(dtype="float32", **p):
