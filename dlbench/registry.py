@@ -90,6 +90,7 @@ class Kernel:
 
 OPS: dict[str, OpSpec] = {}
 KERNELS: dict[tuple[str, str, str], Kernel] = {}
+GENERATION = 0  # bumped on every registration: callers caching lookups key on it
 _LOADED = False
 
 
@@ -122,8 +123,10 @@ def register_kernel(op: str, algorithm: str = "default", backend: str = "numpy",
             raise ValueError(f"kernel {key} is already registered (pass replace=True to override)")
         module = getattr(fn, "__module__", "") or ""
         doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
+        global GENERATION
         KERNELS[key] = Kernel(op, algorithm, backend, fn, tuple(str(d) for d in dtypes), constraints,
                               check, flops, bytes, doc, module.startswith("dlbench.kernels"), extra)
+        GENERATION += 1
         return fn
 
     return deco

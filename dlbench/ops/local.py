@@ -86,15 +86,25 @@ define_op("tiled_conv2d_backward", flops=_bwd_flops, bytes=_bwd_bytes, equation=
 
 
 # ---------------------------------------------------------------- argument checking and dispatch
-def _kernel(op: str, algorithm: str, backend: str, dtype):
-    """The registered kernel (``auto``: "direct"), after checking the backend and the dtype."""
-    from dlbench.registry import get_kernel
+_KERNEL_CACHE: dict = {}
 
+
+def _kernel(op: str, algorithm: str, backend: str, dtype):
+    """The registered kernel (``auto``: "direct"), after checking the backend and the dtype.
+    Successful lookups are cached per registry generation (the checks cost ~10 us per call,
+    a tenth of a small pooling or batch-norm call)."""
+    from dlbench import registry
+
+    key = (op, algorithm, backend, dtype, registry.GENERATION)
+    kern = _KERNEL_CACHE.get(key)
+    if kern is not None:
+        return kern
     _check_backend(backend)
-    kern = get_kernel(op, "direct" if algorithm == "auto" else algorithm, backend)
+    kern = registry.get_kernel(op, "direct" if algorithm == "auto" else algorithm, backend)
     why = kern.applies(dtype=str(dtype))
     if why:
         raise ValueError(why)
+    _KERNEL_CACHE[key] = kern
     return kern
 
 

@@ -310,55 +310,70 @@ cdef extern from *:
         return ok;
     }
 
-    /* Max pooling's backward from the forward's argmax indices, float32: per map, the indices
-       are range-checked with vector compares, the map zeroed and dy scattered with a 4-way
-       unrolled loop free of branches; dy and the indices are prefetched ahead. Returns the
-       number of out-of-range indices (their maps are skipped). */
+    /* Max pooling's backward from the forward's argmax indices, float32: per map, zero it and
+       scatter dy, each index range-checked in the loop (one predictable branch). Returns the
+       number of out-of-range indices (skipped). */
     static long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M) {
         long bad = 0;
-        #pragma omp parallel reduction(+ : bad)
-        {
-            long nt = 1, id = 0;
-    #ifdef _OPENMP
-            nt = omp_get_num_threads();
-            id = omp_get_thread_num();
+        #pragma omp parallel for schedule(static) reduction(+ : bad)
+        for (long p = 0; p < P; p++) {
+            const long *ip = idx + p * M;
+            const float *g = dy + p * M;
+            float *d = dx + p * L;
+            long i = 0;
+    #ifdef __AVX__
+            for (; i + 8 <= L; i += 8) _mm256_storeu_ps(d + i, _mm256_setzero_ps());
     #endif
-            const char *pfi = 0, *pfg = 0;
-            for (long p = P * id / nt; p < P * (id + 1) / nt; p++) {
-                const long *ip = idx + p * M;
-                const float *g = dy + p * M;
-                float *d = dx + p * L;
-                long o = 0, nbad = 0;
-    #ifdef __AVX2__
-                __m256i lo = _mm256_set1_epi64x(-1), hi = _mm256_set1_epi64x(L), any = _mm256_setzero_si256();
-                for (; o + 4 <= M; o += 4) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *) (ip + o));
-                    any = _mm256_or_si256(any, _mm256_or_si256(_mm256_cmpgt_epi64(v, lo) ^ _mm256_set1_epi64x(-1),
-                                                               _mm256_cmpgt_epi64(hi, v) ^ _mm256_set1_epi64x(-1)));
-                }
-                nbad = !_mm256_testz_si256(any, any);
-    #endif
-                for (; o < M; o++) nbad |= ip[o] < 0 || ip[o] >= L;
-                if (nbad) {                      /* count them; the map is left as zeros */
-                    for (o = 0; o < M; o++) bad += ip[o] < 0 || ip[o] >= L;
-                    for (long i = 0; i < L; i++) d[i] = 0;
-                    continue;
-                }
-                memset(d, 0, L * sizeof(float));
-                for (o = 0; o + 4 <= M; o += 4) {
-                    if ((o & 15) == 0) {
-                        dlb_prefetch(&pfi, (const char *) (ip + o));
-                        dlb_prefetch(&pfg, (const char *) (g + o));
-                    }
-                    d[ip[o]] += g[o];
-                    d[ip[o + 1]] += g[o + 1];
-                    d[ip[o + 2]] += g[o + 2];
-                    d[ip[o + 3]] += g[o + 3];
-                }
-                for (; o < M; o++) d[ip[o]] += g[o];
+            for (; i < L; i++) d[i] = 0;
+            for (long o = 0; o < M; o++) {
+                unsigned long j = (unsigned long) ip[o];
+                if (j < (unsigned long) L) d[j] += g[o];
+                else bad++;
             }
         }
         return bad;
+    }
+
+    /* Means of the R rows (length L) of x, float32: rows in groups of 8, each summed in a vector
+       register, the 8 vectors reduced together by a tree of horizontal adds (one reduction per
+       8 rows instead of one per row: global average pooling's rows are short, 7^2 = 49). */
+    static void dlb_row_means_f(const float *x, long R, long L, float *y) {
+        const float scale = (float) (1.0 / L);
+        long R8 = R / 8;
+        #pragma omp parallel for schedule(static)
+        for (long b = 0; b < R8 + (R % 8 != 0); b++) {
+            long r0 = b * 8, nr = R - r0 < 8 ? R - r0 : 8;
+    #ifdef __AVX__
+            if (nr == 8) {
+                long Lv = L / 8 * 8;
+                __m256 a[8];
+                for (int k = 0; k < 8; k++) {
+                    const float *row = x + (r0 + k) * L;
+                    __m256 acc = _mm256_setzero_ps();
+                    for (long i = 0; i < Lv; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(row + i));
+                    a[k] = acc;
+                }
+                __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+                __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+                __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+                __m256 v = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+                float s[8];
+                _mm256_storeu_ps(s, v);
+                for (int k = 0; k < 8; k++) {
+                    const float *row = x + (r0 + k) * L;
+                    for (long i = Lv; i < L; i++) s[k] += row[i];
+                    y[r0 + k] = s[k] * scale;
+                }
+                continue;
+            }
+    #endif
+            for (long k = 0; k < nr; k++) {
+                const float *row = x + (r0 + k) * L;
+                float acc = 0;
+                for (long i = 0; i < L; i++) acc += row[i];
+                y[r0 + k] = acc * scale;
+            }
+        }
     }
 
     /* g = dy / y (0 where y == 0): the L2 norm's backward factor. */
@@ -500,6 +515,7 @@ cdef extern from *:
     float dlb_sum_f(const float *v, long n) nogil
     double dlb_sum_d(const double *v, long n) nogil
     int DLB_HAVE_AVX2
+    void dlb_row_means_f(const float *x, long R, long L, float *y) nogil
     long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M) nogil
     int dlb_bwd_s2k3_maps_f(int code, const float *x, const float *y, const float *dy, float *dx, long P, long H,
                             long W, long Ho, long Wo, const long *hs, const long *ws, const long *we,
@@ -683,9 +699,15 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
 
 
 def row_means(const real[:, ::1] x2, real[::1] y, int nch=0):
-    """y[i] = mean of row i of x2 (R, L): global average pooling (omp simd sums)."""
+    """y[i] = mean of row i of x2 (R, L): global average pooling (float32: ``dlb_row_means_f``,
+    8 rows per horizontal reduction; float64: omp simd sums)."""
     cdef Py_ssize_t R = x2.shape[0], L = x2.shape[1], i
     cdef real scale = <real> (1.0 / L)
+    if real is float:
+        if R > 0 and L > 0:
+            with nogil:
+                dlb_row_means_f(&x2[0, 0], R, L, &y[0])
+            return
     for i in prange(R, nogil=True, schedule="static"):
         if real is float:
             y[i] = dlb_sum_f(&x2[i, 0], L) * scale
@@ -706,8 +728,8 @@ def row_fill(const real[::1] g, real[:, ::1] dx2, int nch=0):
 
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
     """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices.
-    Returns the number of indices outside [0, H*W) (float32: their maps are left zero; the check
-    costs no extra pass over memory). float32 runs ``dlb_scatter_max_f``."""
+    Returns the number of indices outside [0, H*W) (skipped; the check costs no extra pass over
+    memory). float32 runs ``dlb_scatter_max_f``."""
     cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], bad = 0
     if real is float:
         if P > 0 and M > 0:
