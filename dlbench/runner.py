@@ -117,11 +117,12 @@ def _last_choice(op: str) -> str:
 
 
 def _time_bound(bound: Bound, target_time: float, first_call: bool = True) -> Timing:
-    from dlbench.timing import measure, measure_cuda
+    from dlbench.timing import measure, measure_cuda, settle_seconds
 
     if bound.timer == "cuda":
         return measure_cuda(bound.fn, target_time=target_time)
-    return measure(bound.fn, target_time=target_time, sync=bound.sync, first_call=first_call)
+    return measure(bound.fn, target_time=target_time, sync=bound.sync, first_call=first_call,
+                   settle=settle_seconds())
 
 
 def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_time: float) -> list[dict]:
@@ -259,6 +260,7 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     """
     from dlbench.allocator import keep_freed_memory
     from dlbench.backends import check_backend
+    from dlbench.timing import settle_seconds
     from dlbench.calibrate import calibrate
     from dlbench.machine import fingerprint, git_revision, machine_info, versions
     from dlbench.threads import blas_info, set_threads
@@ -309,6 +311,7 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
                       "backends": backends, "variants": variants, "rounds": rounds, "filter": filter,
                       "load_avg_start": load, "other_runnable_start": others, "allocator": heap,
+                      "settle_s": settle_seconds(),
                       "command": " ".join(sys.argv),
                       "git_rev": ctx["git_rev"], "fingerprint": ctx["machine"], "machine": machine_info(),
                       "calibration": cal, "blas": blas_info(), "versions": versions(), "status": "running",

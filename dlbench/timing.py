@@ -47,6 +47,19 @@ class Timing:
         return d
 
 
+def settle_seconds() -> float:
+    """Pause before each CPU measurement (``DLBENCH_SETTLE``, default 0.12 s): longer than
+    OpenBLAS's worker spin (2^28 cycles, ~0.1 s here), after which its threads sleep; measured
+    here, a kernel timed within 0.1 s of a BLAS call alternated between 2.3 and 6.5 ms, and ran
+    at 1.7 ms after a pause."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("DLBENCH_SETTLE", "0.12")))
+    except ValueError:
+        return 0.12
+
+
 def stats_from_samples(samples, inner: int = 1, first_call: float = float("nan")) -> Timing:
     s = np.asarray(samples, dtype=float)
     q25, q50, q75 = np.percentile(s, [25, 50, 75])
@@ -59,16 +72,21 @@ def stats_from_samples(samples, inner: int = 1, first_call: float = float("nan")
 def measure(fn: Callable[[], object], *, target_time: float = 0.5, min_samples: int = 5,
             max_samples: int = 1000, warmup: int = 1, min_sample_time: float = 2e-4,
             first_call: bool = True, sync: Callable[[], object] | None = None,
-            max_time: float | None = None) -> Timing:
+            max_time: float | None = None, settle: float = 0.0) -> Timing:
     """Time ``fn()`` (no arguments): first call, warm-up, then adaptive repeats.
 
     target_time: seconds of samples to collect after calibration.
     min_sample_time: calls shorter than this are batched into one sample.
     sync: called after each batch before reading the clock (e.g. cuda synchronize).
     max_time: hard cap on the total time spent in this call (default 4 * target_time + 1 s).
+    settle: seconds to sleep first, so that thread pools a previous measurement left spinning
+    go idle (OpenBLAS workers busy-wait ~0.1 s after each BLAS call: a Cython kernel timed
+    right after a NumPy-BLAS baseline measured up to 3x slower; see ``SETTLE``).
     """
     clock = time.perf_counter
     sync = sync or (lambda: None)
+    if settle > 0:
+        time.sleep(settle)
     fc = float("nan")
     if first_call:
         t0 = clock()

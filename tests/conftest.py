@@ -9,6 +9,8 @@ import os
 
 if not os.environ.get("DLBENCH_TEST_REAL_GPU"):
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+# no pause before each timed variant in tests (they check rows, not figures; dlbench.timing)
+os.environ.setdefault("DLBENCH_SETTLE", "0")
 os.environ.setdefault("DLBENCH_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".pytest_cache",
                                                         "dlbench"))
 

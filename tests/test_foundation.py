@@ -140,3 +140,20 @@ def test_calibration_is_a_real_ceiling(tmp_path, monkeypatch):
     assert cal["bw_gbs"] >= max(cal["bw_copy_gbs"], cal["bw_triad_gbs"]) > 0
     if not cal["busy"]:  # a calibration taken on a busy machine is deliberately not cached
         assert calibrate(quick=True)["measured_at"] == cal["measured_at"]  # cached per fingerprint
+
+
+def test_measure_settles_before_timing(monkeypatch):
+    """``settle`` sleeps before the first call (spinning thread pools of a previous measurement go
+    idle); DLBENCH_SETTLE sets the runner's pause."""
+    import time as _time
+
+    from dlbench import timing
+
+    slept = []
+    monkeypatch.setattr(_time, "sleep", lambda s: slept.append(s))
+    timing.measure(lambda: None, target_time=0.001, settle=0.25)
+    assert slept == [0.25]
+    monkeypatch.setenv("DLBENCH_SETTLE", "0.05")
+    assert timing.settle_seconds() == 0.05
+    monkeypatch.setenv("DLBENCH_SETTLE", "junk")
+    assert timing.settle_seconds() == 0.12
