@@ -185,3 +185,21 @@ def test_bad_arguments_raise_value_error():
         ops.tiled_conv2d(x, np.zeros((1, 1, 1, 2, 3, 3), np.float32), backend="numpy")
     with pytest.raises(ValueError, match="dy must have"):
         ops.tiled_conv2d_backward(np.zeros((1, 2, 3, 3)), x, np.zeros((1, 1, 2, 2, 3, 3)), backend="numpy")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("t,stride,hw", [(1, 1, 9), (2, 1, 10), (2, 2, 15), (4, 1, 12), (3, 2, 11), (1, 3, 13),
+                                         (2, 3, 16)])
+def test_tiled_im2col_column_steps_float32(backend, t, stride, hw):
+    """The float32 layout passes (im2col, col2im) have code per column step t_w * s_w (1, 2, 4,
+    any): each against the reference, forward and all gradients, with padding 1 and n > 1."""
+    rng = np.random.default_rng(t * 10 + stride)
+    x = rng.standard_normal((3, 2, hw, hw)).astype(np.float32)
+    assert ((hw + 2 - 3) // stride + 1) % t == 0
+    w = rng.standard_normal((t, t, 4, 2, 3, 3)).astype(np.float32)
+    y = ops.tiled_conv2d(x, w, None, stride, 1, backend=backend, algorithm="im2col")
+    np.testing.assert_allclose(y, ops.tiled_conv2d(x, w, None, stride, 1, backend="numpy"), **TOL["float32"])
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    got = ops.tiled_conv2d_backward(dy, x, w, stride, 1, backend=backend, algorithm="im2col")
+    for g, want in zip(got, ops.tiled_conv2d_backward(dy, x, w, stride, 1, backend="numpy")):
+        np.testing.assert_allclose(g, want, **TOL["float32"])

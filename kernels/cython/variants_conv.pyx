@@ -43,6 +43,36 @@ cdef extern from *:
         for (long ia = 0; ia < a; ia++, src += rs, dst += bb)
             for (long jb = 0; jb < bb; jb++) dst[jb] = src[jb * step];
     }
+    /* col2im of the tile-pattern layout (the adjoint of dlb_im2col_f), float32: each (n, c) map
+       zeroed, then every piece of cols reading it added back with the step a compile-time
+       constant; OpenMP over (c, n), n fastest (adjacent pieces of one cols row read in order). */
+    static inline __attribute__((always_inline)) void dlb_col2im_piece_f(
+            const float *restrict src, long rs, long step, long a, long bb, float *restrict dst) {
+        for (long ia = 0; ia < a; ia++, dst += rs, src += bb)
+            for (long jb = 0; jb < bb; jb++) dst[jb * step] += src[jb];
+    }
+    static void dlb_col2im_f(const float *cols, long N, long C, long Hp, long Wp, long sh, long sw, long th,
+                             long tw, long R, long S, long a, long bb, float *xp) {
+        const long T = th * tw, CRS = C * R * S, M = N * a * bb, step = tw * sw, rs = th * sh * Wp;
+        #pragma omp parallel for schedule(static)
+        for (long job = 0; job < C * N; job++) {
+            long c = job / N, n = job - c * N;
+            float *plane = xp + (n * C + c) * Hp * Wp;
+            for (long e = 0; e < Hp * Wp; e++) plane[e] = 0;
+            for (long t = 0; t < T; t++) {
+                long ti = t / tw, tj = t - ti * tw;
+                for (long r = 0; r < R; r++)
+                    for (long s = 0; s < S; s++) {
+                        const float *src = cols + (t * CRS + (c * R + r) * S + s) * M + n * a * bb;
+                        float *dst = plane + (ti * sh + r) * Wp + tj * sw + s;
+                        if (step == 1) dlb_col2im_piece_f(src, rs, 1, a, bb, dst);
+                        else if (step == 2) dlb_col2im_piece_f(src, rs, 2, a, bb, dst);
+                        else if (step == 4) dlb_col2im_piece_f(src, rs, 4, a, bb, dst);
+                        else dlb_col2im_piece_f(src, rs, step, a, bb, dst);
+                    }
+            }
+        }
+    }
     static void dlb_im2col_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th,
                              long tw, long R, long S, long a, long bb, float *cols) {
         const long T = th * tw, CRS = C * R * S, M = N * a * bb, step = tw * sw;
@@ -98,6 +128,8 @@ cdef extern from *:
     DLB_AXPY4(float, dlb_axpy4_f) DLB_AXPY4(double, dlb_axpy4_d)
     DLB_AXPY(float, dlb_axpy_f) DLB_AXPY(double, dlb_axpy_d)
     """
+    void dlb_col2im_f(const float *cols, long N, long C, long Hp, long Wp, long sh, long sw, long th, long tw,
+                      long R, long S, long a, long bb, float *xp) nogil
     void dlb_im2col_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th, long tw,
                       long R, long S, long a, long bb, float *cols) nogil
     void dlb_dot4_f(const float *w, long ld, const float *p, long n, float *out) nogil
@@ -371,12 +403,18 @@ def dy_to_cols(const real[:, :, :, ::1] dy, int th, int tw, int a, int bb, real[
 
 def col2im(const real[:, :, ::1] dcols, int sh, int sw, int th, int tw, int R, int S, int a, int bb,
            real[:, :, :, ::1] dxp):
-    """dxp[n, c] = sum of the patch gradients dcols (T, CRS, M) that read it; OpenMP over (n, c)."""
+    """dxp[n, c] = sum of the patch gradients dcols (T, CRS, M) that read it; OpenMP over (n, c).
+    float32 runs ``dlb_col2im_f`` (C, (c, n) order, the step a compile-time constant)."""
     cdef Py_ssize_t N = dxp.shape[0], C = dxp.shape[1], Hp = dxp.shape[2], Wp = dxp.shape[3]
     cdef Py_ssize_t T = dcols.shape[0], step = tw * sw
     cdef Py_ssize_t job, n, c, t, ti, tj, r, s, ia, jb, m0, o, i
     cdef const real *src
     cdef real *dst
+    if real is float:
+        if N > 0 and C > 0:
+            with nogil:
+                dlb_col2im_f(&dcols[0, 0, 0], N, C, Hp, Wp, sh, sw, th, tw, R, S, a, bb, &dxp[0, 0, 0, 0])
+            return
     for job in prange(N * C, nogil=True, schedule="static"):
         n = job // C
         c = job - n * C
