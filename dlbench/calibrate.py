@@ -7,7 +7,9 @@ these: a ceiling that a library exceeds would make every fraction of peak wrong.
 
 Memory: STREAM-like kernels on arrays far larger than the last-level cache, all threads:
 copy (8 B/elem), triad a = b + s*c (12 B), read-only sum (4 B), in-place update a += s*b
-(12 B, no write-allocate), and a 4-read/3-write update (28 B, an optimizer step's streams), at
+(12 B, no write-allocate), a 4-read/3-write update (28 B, an optimizer step's streams) and a
+write-only stream (4 B: the ceiling of ops that mostly write a fresh output, e.g. a pooling
+backward; measured at 18-23 GB/s here, well below the update's 52), at
 1e7 and 2^25 elements per array. ``bw_gbs`` is the highest; each is stored. (On this VM the
 guest reports a 32 MiB L3 but the host's caches make 1e7-element working sets faster than
 2^25: measuring both keeps the ceiling above what the optimizer suite attains.)
@@ -29,7 +31,7 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
-CAL_VERSION = 4
+CAL_VERSION = 5
 
 
 def cache_dir() -> Path:
@@ -170,6 +172,14 @@ def _update3(a, b, c, d, s):
         c[i] += x
 
 
+@nb.njit(parallel=True, cache=True)
+def _write(a, s):
+    # a write-only stream (4 B/elem) of values that are not one constant (no memset, which may
+    # switch to non-temporal stores): the ceiling of ops that mostly write a fresh output
+    for i in nb.prange(a.shape[0]):
+        a[i] = s * np.float32(i & 1023)
+
+
 def _bandwidth_at(n: int) -> dict:
     """GB/s of each STREAM-like kernel on float32 arrays of n elements (best of 7)."""
     a, b, c, d = (np.ones(n, np.float32) for _ in range(4))
@@ -180,6 +190,7 @@ def _bandwidth_at(n: int) -> dict:
         "read": (lambda: _read(a), 4.0 * n),
         "update": (lambda: _update(a, b, s), 12.0 * n),
         "update3": (lambda: _update3(a, b, c, d, s), 28.0 * n),
+        "write": (lambda: _write(a, s), 4.0 * n),
     }
     out = {}
     for name, (fn, nbytes) in kernels.items():
@@ -192,7 +203,8 @@ def bandwidth_gbs(sizes=(10_000_000, 1 << 25)) -> dict:
     """STREAM-like GB/s (decimal) on float32 arrays, all threads.
 
     Kernels: copy (8 B/elem), triad a = b + s*c (12 B), read-only sum (4 B), in-place update
-    a += s*b (12 B), and a 4-read/3-write in-place update (28 B, an optimizer step's streams).
+    a += s*b (12 B), a 4-read/3-write in-place update (28 B, an optimizer step's streams) and a
+    write-only stream (4 B).
     Each runs at every size in ``sizes`` (elements per array; the default working sets, 80 MB
     to 940 MB, are far beyond the reported LLC); ``bw_<kernel>_gbs`` is the best over sizes and
     ``bw_<kernel>_n<size>_gbs`` each size's figure. Bytes are counted STREAM-style (no
