@@ -261,3 +261,17 @@ def test_out_of_range_indices_raise_in_every_kernel(backend):
         ops.adaptive_pool2d_backward(dy, x, (3, 3), "max", indices=bad, backend=backend)
     np.testing.assert_array_equal(ops.pool2d_backward(dy, x, "max", 2, indices=idx, backend=backend),
                                   ops.pool2d_backward(dy, x, "max", 2, backend="numpy"))
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("pieces,shape", [(4, (3, 8, 7, 7)), (2, (2, 6, 3, 5)), (3, (2, 9, 17)), (1, (2, 3, 11))])
+def test_maxout_float32_with_ties_matches_reference(backend, pieces, shape):
+    """float32 maxout (the cython backend's vectorised path: 8 columns at a time plus a tail) with
+    many ties: the gradient goes to the first channel of the group holding the maximum."""
+    rng = np.random.default_rng(pieces)
+    x = np.round(rng.standard_normal(shape) * 1.5).astype(np.float32)
+    y = ops.maxout(x, pieces, backend=backend)
+    np.testing.assert_array_equal(y, ops.maxout(x, pieces, backend="numpy"))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(ops.maxout_backward(dy, x, pieces, backend=backend),
+                                  ops.maxout_backward(dy, x, pieces, backend="numpy"))

@@ -59,7 +59,7 @@ register_patterns("cython")
 
 # ---------------------------------------------------------------- pooling (drivers shared with Numba)
 pool.register_all("cython", pool.Cores(_pool.forward, _pool.backward, _pool.scatter_max, _pool.row_means,
-                                       _pool.row_fill))
+                                       _pool.row_fill, _pool.maxout_forward, _pool.maxout_backward))
 
 
 # ---------------------------------------------------------------- batch normalization

@@ -337,6 +337,8 @@ class Cores:
     scatter: Callable | None = None
     row_means: Callable | None = None
     row_fill: Callable | None = None
+    maxout: Callable | None = None            # (x3, pieces, y3) -> bool (False: not handled)
+    maxout_backward: Callable | None = None   # (dy3, x3, pieces, dx3) -> bool
 
 
 NUMBA = Cores()
@@ -379,12 +381,20 @@ def adaptive_pool2d_backward(dy, x, y, kind, out, indices=None, *, cores=NUMBA):
 def maxout(x3, pieces, *, cores=NUMBA):
     """Maxout (fig. 9.9): max over groups of channels, as pooling of each example's (C, L) map."""
     n, c, length = x3.shape
+    if cores.maxout is not None:
+        y3 = np.empty((n, c // pieces, length), x3.dtype)
+        if cores.maxout(x3, pieces, y3):
+            return y3
     return run_forward(x3, maxout_plan(c, pieces, length, x3.dtype), (c // pieces, length), cores.forward)
 
 
 def maxout_backward(dy3, x3, pieces, *, cores=NUMBA):
     """Gradient of maxout: dy to the first channel holding the group's maximum."""
     n, c, length = x3.shape
+    if cores.maxout_backward is not None:
+        dx3 = np.empty_like(x3)
+        if cores.maxout_backward(dy3, x3, pieces, dx3):
+            return dx3
     return run_backward(dy3, x3, None, maxout_plan(c, pieces, length, x3.dtype), cores.backward)
 
 
