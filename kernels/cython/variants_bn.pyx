@@ -4,6 +4,8 @@
 reduce: s1[c] = sum (u - su[c]), s2[c] = sum (u - su[c]) (v - sv[c]) in float64 (``omp simd``
 reductions); apply: out = a[c] u + b[c] (v - sv[c]) + d[c]. (N, C, L) maps: OpenMP over channels
 (reduce) and over the N*C maps (apply); dense (N, D): over column blocks (reduce) and rows (apply).
+These two passes serve evaluation and float64. float32 training runs ``train`` (C, below): float32
+partial sums shifted by the first value and folded into float64, with one pass structure per layout.
 """
 
 from cython.parallel cimport parallel, prange
@@ -166,30 +168,6 @@ def apply_dense(const real[:, ::1] u, const real[:, ::1] v, const real[::1] a, c
 
 cdef extern from *:
     """
-    /* Partial sums in the input precision over one map (<= a few hundred values, shifted by the
-       channel's first value K so they stay small), folded into float64 by the caller: f32 vectors
-       of 8 lanes instead of converting every value to f64. */
-    #define DLB_PRED1(T, NAME)                                                             \\
-    static inline void NAME(const T *restrict u, T k, long n, double *s1, double *s2) {    \\
-        T a1 = 0, a2 = 0;                                                                  \\
-        _Pragma("omp simd reduction(+:a1,a2)")                                             \\
-        for (long i = 0; i < n; i++) { T du = u[i] - k; a1 += du; a2 += du * du; }         \\
-        *s1 += (double)a1; *s2 += (double)a2;                                              \\
-    }
-    #define DLB_PRED2(T, NAME)                                                             \\
-    static inline void NAME(const T *restrict g, const T *restrict u, T k, long n,         \\
-                            double *s1, double *s2) {                                      \\
-        T a1 = 0, a2 = 0;                                                                  \\
-        _Pragma("omp simd reduction(+:a1,a2)")                                             \\
-        for (long i = 0; i < n; i++) { a1 += g[i]; a2 += g[i] * (u[i] - k); }             \\
-        *s1 += (double)a1; *s2 += (double)a2;                                              \\
-    }
-    /* Prefetch [p, p + bytes): a channel's N maps lie C L values apart, too far for the hardware
-       prefetcher, so the statistics pass asks for map n + 2 while it sums map n. */
-    static inline void dlb_prefetch_range(const void *p, long bytes) {
-        const char *c = (const char *) p;
-        for (long i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
-    }
     #include <stdlib.h>
     #ifdef _OPENMP
     #include <omp.h>
@@ -357,243 +335,35 @@ cdef extern from *:
         free(S); free(coef);
         return 1;
     }
-    DLB_PRED1(float, dlb_pred1_f) DLB_PRED1(double, dlb_pred1_d)
-    DLB_PRED2(float, dlb_pred2_f) DLB_PRED2(double, dlb_pred2_d)
     """
-    void dlb_prefetch_range(const void *p, long nbytes) nogil
     int dlb_bn_maps_f(int backward, const float *x, const float *dy, long N, long C, long L, double eps,
                       const float *gamma, const float *beta, const float *mean, const float *invstd,
                       float *out, double *o1, double *o2) nogil
     int dlb_bn_dense_f(int backward, const float *x, const float *dy, long N, long D, double eps,
                        const float *gamma, const float *beta, const float *mean, const float *invstd,
                        float *out, double *o1, double *o2) nogil
-    void dlb_pred1_f(const float *u, float k, long n, double *s1, double *s2) nogil
-    void dlb_pred1_d(const double *u, double k, long n, double *s1, double *s2) nogil
-    void dlb_pred2_f(const float *g, const float *u, float k, long n, double *s1, double *s2) nogil
-    void dlb_pred2_d(const double *g, const double *u, double k, long n, double *s1, double *s2) nogil
-
-from libc.math cimport sqrt
 
 
-def train_forward_maps(const real[:, :, ::1] x, const real[::1] gamma, const real[::1] beta, double eps,
-                       real[:, :, ::1] y, double[::1] mean, double[::1] var):
-    """Training forward of (N, C, L) (eq. 8.35-8.37): writes y, the batch mean and the biased
-    variance (float64). float32: ``dlb_bn_maps_f`` (contiguous passes, partial sums per thread);
-    float64: one parallel pass over channels, each normalised right after its statistics."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], c, n, i
-    cdef double s1, s2, m = <double> (N * L), dm, vr, b
-    cdef real k, bc, dc
-    cdef const real *px
-    cdef real *py
-    cdef int ok = 0
-    if real is float:
-        with nogil:
-            ok = dlb_bn_maps_f(0, &x[0, 0, 0], NULL, N, C, L, eps, &gamma[0], &beta[0], NULL, NULL, &y[0, 0, 0],
-                               &mean[0], &var[0])
-        if ok:
-            return
-    for c in prange(C, nogil=True, schedule="static"):
-        k = x[0, c, 0]
-        s1 = 0
-        s2 = 0
-        for n in range(N):
-            dlb_prefetch_range(&x[n + 2 if n + 2 < N else N - 1, c, 0], L * sizeof(real))
-            if real is float:
-                dlb_pred1_f(&x[n, c, 0], k, L, &s1, &s2)
-            else:
-                dlb_pred1_d(&x[n, c, 0], k, L, &s1, &s2)
-        dm = s1 / m
-        vr = s2 / m - dm * dm
-        vr = vr if vr > 0 else 0
-        mean[c] = k + dm
-        var[c] = vr
-        b = gamma[c] / sqrt(vr + eps)
-        bc = <real> b
-        dc = <real> (beta[c] - b * dm)              # y = b (x - K) + beta - b (mu - K)
-        for n in range(N):
-            px = &x[n, c, 0]
-            py = &y[n, c, 0]
-            for i in range(L):
-                py[i] = bc * (px[i] - k) + dc
 
-
-def train_backward_maps(const real[:, :, ::1] dy, const real[:, :, ::1] x, const real[::1] gamma,
-                        const real[::1] mean, const real[::1] invstd, real[:, :, ::1] dx,
-                        double[::1] dgamma, double[::1] dbeta):
-    """Training backward of (N, C, L): s1 = sum dy and s2 = sum dy (x - mu) per channel, then
-    dx = a dy + b (x - K) + d. float32: ``dlb_bn_maps_f``; float64: per channel as the forward."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], c, n, i
-    cdef double s1, s2, m = <double> (N * L), kmu, inv, a, b, d
-    cdef real k, ac, bc, dc
-    cdef const real *pg
-    cdef const real *px
-    cdef real *pd
-    cdef int ok = 0
-    if real is float:
-        with nogil:
-            ok = dlb_bn_maps_f(1, &x[0, 0, 0], &dy[0, 0, 0], N, C, L, 0.0, &gamma[0], NULL, &mean[0], &invstd[0],
-                               &dx[0, 0, 0], &dgamma[0], &dbeta[0])
-        if ok:
-            return
-    for c in prange(C, nogil=True, schedule="static"):
-        k = x[0, c, 0]
-        s1 = 0
-        s2 = 0
-        for n in range(N):
-            dlb_prefetch_range(&dy[n + 2 if n + 2 < N else N - 1, c, 0], L * sizeof(real))
-            dlb_prefetch_range(&x[n + 2 if n + 2 < N else N - 1, c, 0], L * sizeof(real))
-            if real is float:
-                dlb_pred2_f(&dy[n, c, 0], &x[n, c, 0], k, L, &s1, &s2)
-            else:
-                dlb_pred2_d(&dy[n, c, 0], &x[n, c, 0], k, L, &s1, &s2)
-        kmu = <double> k - <double> mean[c]
-        s2 = s2 + kmu * s1                          # sum dy (x - mu)
-        inv = invstd[c]
-        a = gamma[c] * inv
-        b = -a * inv * inv * s2 / m
-        d = -a * s1 / m + b * kmu
-        dgamma[c] = s2 * inv
-        dbeta[c] = s1
-        ac = <real> a
-        bc = <real> b
-        dc = <real> d
-        for n in range(N):
-            pg = &dy[n, c, 0]
-            px = &x[n, c, 0]
-            pd = &dx[n, c, 0]
-            for i in range(L):
-                pd[i] = ac * pg[i] + bc * (px[i] - k) + dc
-
-
-cdef enum:
-    DBLOCK = 64      # dense: columns per block (a block of 256 rows is 64 KB of float32: L2)
-    DROWS = 32       # rows summed in the input precision before folding into float64
-
-
-def train_forward_dense(const real[:, ::1] x, const real[::1] gamma, const real[::1] beta, double eps,
-                        real[:, ::1] y, double[::1] mean, double[::1] var):
-    """Training forward of (N, D): float32 through ``dlb_bn_dense_f`` (contiguous row passes);
-    float64 in blocks of 64 columns (statistics, partial sums of 32 rows shifted by the first row,
-    then the block's normalisation while it is in cache)."""
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], nb = (D + DBLOCK - 1) // DBLOCK
-    cdef Py_ssize_t bi, c0, w, n, n0, c
-    cdef double m = <double> N, dm, vr, b
-    cdef double *acc
-    cdef int ok = 0
-    if real is float:
-        with nogil:
-            ok = dlb_bn_dense_f(0, &x[0, 0], NULL, N, D, eps, &gamma[0], &beta[0], NULL, NULL, &y[0, 0],
-                                &mean[0], &var[0])
-        if ok:
-            return
-    cdef real *p
-    cdef real du
-    cdef const real *px
-    cdef const real *k
-    cdef real *py
-    with nogil, parallel():
-        acc = <double *> malloc(2 * DBLOCK * sizeof(double))
-        p = <real *> malloc(4 * DBLOCK * sizeof(real))      # p1, p2, then b, d
-        for bi in prange(nb, schedule="static"):
-            c0 = bi * DBLOCK
-            w = min(D, c0 + DBLOCK) - c0
-            k = &x[0, c0]
-            for c in range(2 * DBLOCK):
-                acc[c] = 0
-            n0 = 0
-            while n0 < N:
-                for c in range(2 * DBLOCK):
-                    p[c] = 0
-                for n in range(n0, min(N, n0 + DROWS)):
-                    px = &x[n, c0]
-                    for c in range(w):
-                        du = px[c] - k[c]
-                        p[c] = p[c] + du
-                        p[DBLOCK + c] = p[DBLOCK + c] + du * du
-                for c in range(w):
-                    acc[c] = acc[c] + p[c]
-                    acc[DBLOCK + c] = acc[DBLOCK + c] + p[DBLOCK + c]
-                n0 = n0 + DROWS
-            for c in range(w):
-                dm = acc[c] / m
-                vr = acc[DBLOCK + c] / m - dm * dm
-                vr = vr if vr > 0 else 0
-                mean[c0 + c] = k[c] + dm
-                var[c0 + c] = vr
-                b = gamma[c0 + c] / sqrt(vr + eps)
-                p[2 * DBLOCK + c] = <real> b
-                p[3 * DBLOCK + c] = <real> (beta[c0 + c] - b * dm)
-            for n in range(N):
-                px = &x[n, c0]
-                py = &y[n, c0]
-                for c in range(w):
-                    py[c] = p[2 * DBLOCK + c] * (px[c] - k[c]) + p[3 * DBLOCK + c]
-        free(acc)
-        free(p)
-
-
-def train_backward_dense(const real[:, ::1] dy, const real[:, ::1] x, const real[::1] gamma,
-                         const real[::1] mean, const real[::1] invstd, real[:, ::1] dx,
-                         double[::1] dgamma, double[::1] dbeta):
-    """Training backward of (N, D) (see ``train_forward_dense``): sums of dy and dy (x - K) per
-    column, then dx."""
-    cdef Py_ssize_t N = x.shape[0], D = x.shape[1], nb = (D + DBLOCK - 1) // DBLOCK
-    cdef Py_ssize_t bi, c0, w, n, n0, c
-    cdef double m = <double> N, s1, s2, kmu, inv, a, b
-    cdef double *acc
-    cdef int ok = 0
-    if real is float:
-        with nogil:
-            ok = dlb_bn_dense_f(1, &x[0, 0], &dy[0, 0], N, D, 0.0, &gamma[0], NULL, &mean[0], &invstd[0],
-                                &dx[0, 0], &dgamma[0], &dbeta[0])
-        if ok:
-            return
-    cdef real *p
-    cdef const real *px
-    cdef const real *pg
-    cdef const real *k
-    cdef real *pd
-    with nogil, parallel():
-        acc = <double *> malloc(2 * DBLOCK * sizeof(double))
-        p = <real *> malloc(5 * DBLOCK * sizeof(real))      # p1, p2, then a, b, d
-        for bi in prange(nb, schedule="static"):
-            c0 = bi * DBLOCK
-            w = min(D, c0 + DBLOCK) - c0
-            k = &x[0, c0]
-            for c in range(2 * DBLOCK):
-                acc[c] = 0
-            n0 = 0
-            while n0 < N:
-                for c in range(2 * DBLOCK):
-                    p[c] = 0
-                for n in range(n0, min(N, n0 + DROWS)):
-                    px = &x[n, c0]
-                    pg = &dy[n, c0]
-                    for c in range(w):
-                        p[c] = p[c] + pg[c]
-                        p[DBLOCK + c] = p[DBLOCK + c] + pg[c] * (px[c] - k[c])
-                for c in range(w):
-                    acc[c] = acc[c] + p[c]
-                    acc[DBLOCK + c] = acc[DBLOCK + c] + p[DBLOCK + c]
-                n0 = n0 + DROWS
-            for c in range(w):
-                s1 = acc[c]
-                kmu = <double> k[c] - <double> mean[c0 + c]
-                s2 = acc[DBLOCK + c] + kmu * s1
-                inv = invstd[c0 + c]
-                a = gamma[c0 + c] * inv
-                b = -a * inv * inv * s2 / m
-                dgamma[c0 + c] = s2 * inv
-                dbeta[c0 + c] = s1
-                p[2 * DBLOCK + c] = <real> a
-                p[3 * DBLOCK + c] = <real> b
-                p[4 * DBLOCK + c] = <real> (-a * s1 / m + b * kmu)
-            for n in range(N):
-                px = &x[n, c0]
-                pg = &dy[n, c0]
-                pd = &dx[n, c0]
-                for c in range(w):
-                    pd[c] = p[2 * DBLOCK + c] * pg[c] + p[3 * DBLOCK + c] * (px[c] - k[c]) + p[4 * DBLOCK + c]
-        free(acc)
-        free(p)
-
+def train(bint backward, const float[:, :, ::1] x, const float[:, :, ::1] dy, const float[::1] gamma,
+          const float[::1] beta, const float[::1] mean, const float[::1] invstd, double eps,
+          float[:, :, ::1] out, double[::1] o1, double[::1] o2):
+    """float32 training pass of (N, C, L) (L = 1: dense (N, D)), eq. 8.35-8.37: forward writes
+    y = out, o1 = batch mean, o2 = biased variance (``beta`` used, ``dy``/``mean``/``invstd``
+    ignored); backward writes dx = out, o1 = dgamma, o2 = dbeta (``beta`` ignored). Maps run
+    ``dlb_bn_maps_f``, dense ``dlb_bn_dense_f``. False when memory is short (the caller then takes
+    the two-pass driver)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
+    cdef const float *g = &dy[0, 0, 0] if backward else NULL
+    cdef const float *bt = NULL if backward else &beta[0]
+    cdef const float *mu = &mean[0] if backward else NULL
+    cdef const float *inv = &invstd[0] if backward else NULL
+    cdef int ok
+    with nogil:
+        if L == 1:
+            ok = dlb_bn_dense_f(backward, &x[0, 0, 0], g, N, C, eps, &gamma[0], bt, mu, inv, &out[0, 0, 0],
+                                &o1[0], &o2[0])
+        else:
+            ok = dlb_bn_maps_f(backward, &x[0, 0, 0], g, N, C, L, eps, &gamma[0], bt, mu, inv, &out[0, 0, 0],
+                               &o1[0], &o2[0])
+    return bool(ok)

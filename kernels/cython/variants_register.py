@@ -86,33 +86,24 @@ def _apply(u, v, a, b, sv, d):
 
 @register_kernel("batch_norm", "direct", "cython")
 def batch_norm(x3, gamma, beta, mean, var, training, eps):
-    """Eq. 8.35-8.37; returns (y, mean, var). Training: one parallel pass over channels (or column
-    blocks), each normalised right after its statistics while its values are in cache; eval: one
-    normalising pass."""
-    if not training:
-        return forward_driver(x3, gamma, beta, mean, var, training, eps, _reduce, _apply)
-    n, c, length = x3.shape
-    y = np.empty_like(x3)
-    mean64, var64 = np.empty(c), np.empty(c)
-    if length == 1:
-        _bn.train_forward_dense(x3.reshape(n, c), gamma, beta, eps, y.reshape(n, c), mean64, var64)
-    else:
-        _bn.train_forward_maps(x3, gamma, beta, eps, y, mean64, var64)
-    return y, mean64.astype(x3.dtype), var64.astype(x3.dtype)
+    """Eq. 8.35-8.37; returns (y, mean, var). float32 training: one C pass structure
+    (``variants_bn.train``: sums, per-channel finish, normalisation); otherwise the two-pass driver
+    (a statistics pass, then one normalising pass)."""
+    if training and x3.dtype == np.float32:
+        c = x3.shape[1]
+        y, mean64, var64 = np.empty_like(x3), np.empty(c), np.empty(c)
+        if _bn.train(False, x3, x3, gamma, beta, gamma, gamma, eps, y, mean64, var64):
+            return y, mean64.astype(x3.dtype), var64.astype(x3.dtype)
+    return forward_driver(x3, gamma, beta, mean, var, training, eps, _reduce, _apply)
 
 
 @register_kernel("batch_norm_backward", "direct", "cython")
 def batch_norm_backward(dy3, x3, gamma, mean, invstd, training):
-    """Training: sums of dy and dy (x - mu) per channel, then dx, in one parallel pass (values in
-    cache between the two); eval: dx = gamma invstd dy. Returns (dx, dgamma, dbeta)."""
-    if not training:
-        return backward_driver(dy3, x3, gamma, mean, invstd, training, _reduce, _apply)
-    n, c, length = x3.shape
-    dx = np.empty_like(x3)
-    dgamma, dbeta = np.empty(c), np.empty(c)
-    if length == 1:
-        _bn.train_backward_dense(dy3.reshape(n, c), x3.reshape(n, c), gamma, mean, invstd, dx.reshape(n, c),
-                                 dgamma, dbeta)
-    else:
-        _bn.train_backward_maps(dy3, x3, gamma, mean, invstd, dx, dgamma, dbeta)
-    return dx, dgamma.astype(x3.dtype), dbeta.astype(x3.dtype)
+    """Training: sums of dy and dy (x - mu) per channel, then dx (float32: ``variants_bn.train``;
+    otherwise the two-pass driver); eval: dx = gamma invstd dy. Returns (dx, dgamma, dbeta)."""
+    if training and x3.dtype == np.float32:
+        c = x3.shape[1]
+        dx, dgamma, dbeta = np.empty_like(x3), np.empty(c), np.empty(c)
+        if _bn.train(True, x3, dy3, gamma, gamma, mean, invstd, 0.0, dx, dgamma, dbeta):
+            return dx, dgamma.astype(x3.dtype), dbeta.astype(x3.dtype)
+    return backward_driver(dy3, x3, gamma, mean, invstd, training, _reduce, _apply)
