@@ -655,6 +655,39 @@ cdef void interior_run(const long[::1] ws, const long[::1] we, const real[:, ::1
         a = b - 1 if b > a + 1 else a + 1
 
 
+cdef inline void column_argmax(const real *xp, Py_ssize_t W, Py_ssize_t r0, Py_ssize_t r1, real *v,
+                               real *rows) noexcept nogil:
+    """v[c] = max over rows [r0, r1) of the map xp (row stride W), rows[c] = the first row holding it."""
+    cdef Py_ssize_t r, c
+    cdef const real *row = xp + r0 * W
+    cdef real fr = <real> r0
+    for c in range(W):
+        v[c] = row[c]
+        rows[c] = fr
+    for r in range(r0 + 1, r1):
+        row = xp + r * W
+        fr = <real> r
+        for c in range(W):
+            rows[c] = fr if row[c] > v[c] else rows[c]
+            v[c] = row[c] if row[c] > v[c] else v[c]
+
+
+cdef inline real window_first_max(const real *v, const real *rows, Py_ssize_t c0, Py_ssize_t c1,
+                                  Py_ssize_t W, long *flat) noexcept nogil:
+    """The maximum of a window's columns [c0, c1) of column_argmax's output; flat = r * W + c of its
+    first occurrence in row-major order (the smallest row, then the smallest column)."""
+    cdef Py_ssize_t c, bc = c0
+    cdef real m = v[c0], br = rows[c0]
+    cdef bint take
+    for c in range(c0 + 1, c1):              # branch-free: data-dependent comparisons
+        take = (v[c] > m) | ((v[c] == m) & (rows[c] < br))
+        m = v[c] if take else m
+        br = rows[c] if take else br
+        bc = c if take else bc
+    flat[0] = (<long> br) * W + bc
+    return m
+
+
 cdef inline void forward_row(int code, const real *xp, real *yr, Py_ssize_t W, Py_ssize_t Wo, Py_ssize_t r0,
                              Py_ssize_t r1, const real *wro, const long *ws, const long *we, const real *wc,
                              Py_ssize_t ldc, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t s, Py_ssize_t k,
@@ -688,17 +721,14 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
     pooling) take the fused C path ``dlb_fwd_s2k3_maps_f``; the rest go row by row here.
     (``nch``, the Numba core's chunk count, is not needed: OpenMP threads own their buffers.)"""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2], Ho = y.shape[1], Wo = y.shape[2]
-    cdef Py_ssize_t p, oy, ox, r, c, r0, r1, bc, maxrows = 0
+    cdef Py_ssize_t p, oy, ox, r0, r1, maxrows = 0
     cdef Py_ssize_t[4] run
     interior_run(ws, we, wc, code, run)
     cdef Py_ssize_t o0 = run[0], o1 = run[1], s = run[2], k = run[3]
     cdef Py_ssize_t ldr = wr.shape[1], ldc = wc.shape[1]
     cdef real *v
     cdef real *rows
-    cdef const real *row
     cdef const char *pf
-    cdef real m, fr, br
-    cdef bint take
     for oy in range(Ho):
         maxrows = max(maxrows, he[oy] - hs[oy])
     if real is float:
@@ -721,28 +751,9 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
                     forward_row(code, &x[p, 0, 0], &y[p, oy, 0], W, Wo, r0, r1, &wr[oy, 0], &ws[0], &we[0],
                                 &wc[0, 0], ldc, o0, o1, s, k, v)
                     continue
-                row = &x[p, r0, 0]
-                fr = <real> r0
-                for c in range(W):
-                    v[c] = row[c]
-                    rows[c] = fr
-                for r in range(r0 + 1, r1):
-                    row = &x[p, r, 0]
-                    fr = <real> r
-                    for c in range(W):
-                        rows[c] = fr if row[c] > v[c] else rows[c]
-                        v[c] = row[c] if row[c] > v[c] else v[c]
+                column_argmax(&x[p, 0, 0], W, r0, r1, v, rows)
                 for ox in range(Wo):
-                    bc = ws[ox]
-                    m = v[bc]
-                    br = rows[bc]
-                    for c in range(bc + 1, we[ox]):
-                        take = (v[c] > m) | ((v[c] == m) & (rows[c] < br))
-                        m = v[c] if take else m
-                        br = rows[c] if take else br
-                        bc = c if take else bc
-                    y[p, oy, ox] = m
-                    idx[p, oy, ox] = (<long> br) * W + bc
+                    y[p, oy, ox] = window_first_max(v, rows, ws[ox], we[ox], W, &idx[p, oy, ox])
         free(v)
 
 
@@ -861,7 +872,8 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
     window maximum, the smallest such row, then the smallest column: the first maximum in
     row-major order."""
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2], Ho = dy.shape[1], Wo = dy.shape[2]
-    cdef Py_ssize_t p, oy, ox, r, c, r0, c0, br, bc, q, nr, cend
+    cdef Py_ssize_t p, oy, ox, r, c, r0, c0, q, nr, cend
+    cdef long flat
     cdef long[::1] lo = np.empty(H, np.int64)
     cdef long[::1] hi = np.empty(H, np.int64)
     cdef bint sep = code != 0 and row_cover(hs, he, H, lo, hi)
@@ -871,6 +883,7 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
     cdef real *h
     cdef real *rows
     cdef real *drow
+    cdef real *dxp
     cdef real *hb
     cdef real *gb
     cdef real *coef
@@ -878,8 +891,8 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
     cdef const real *g
     cdef const char *pfx
     cdef const char *pfg
-    cdef real a, m, yv, fr
-    cdef bint take, done = False
+    cdef real a, yv
+    cdef bint done = False
     if real is float:
         if sep and s == 2 and k == 3 and o1 - o0 >= 2 and P > 0:
             with nogil:
@@ -953,28 +966,11 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
             for oy in range(Ho):
                 r0 = hs[oy]
                 if code == 0:
-                    row = &x[p, r0, 0]
-                    fr = <real> r0
-                    for c in range(W):
-                        h[c] = row[c]
-                        rows[c] = fr
-                    for r in range(r0 + 1, he[oy]):
-                        row = &x[p, r, 0]
-                        fr = <real> r
-                        for c in range(W):
-                            rows[c] = fr if row[c] > h[c] else rows[c]
-                            h[c] = row[c] if row[c] > h[c] else h[c]
+                    column_argmax(&x[p, 0, 0], W, r0, he[oy], h, rows)
                     for ox in range(Wo):
-                        bc = ws[ox]
-                        m = h[bc]
-                        yv = rows[bc]
-                        for c in range(bc + 1, we[ox]):      # branch-free: data-dependent comparisons
-                            take = (h[c] > m) | ((h[c] == m) & (rows[c] < yv))
-                            m = h[c] if take else m
-                            yv = rows[c] if take else yv
-                            bc = c if take else bc
-                        br = <Py_ssize_t> yv
-                        dx[p, br, bc] = dx[p, br, bc] + dy[p, oy, ox]
+                        window_first_max(h, rows, ws[ox], we[ox], W, &flat)
+                        dxp = &dx[p, 0, 0]
+                        dxp[flat] = dxp[flat] + dy[p, oy, ox]
                 else:
                     for c in range(W):
                         h[c] = 0
