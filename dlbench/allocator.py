@@ -28,11 +28,12 @@ M_MMAP_THRESHOLD = -3
 _applied: dict | None = None
 
 
-def keep_freed_memory(threshold_bytes: int = 1 << 30, keep_bytes: int = 4 << 30) -> dict:
+def keep_freed_memory(threshold_bytes: int = 1 << 30, keep_bytes: int = 2**31 - 1) -> dict:
     """Serve allocations below ``threshold_bytes`` from the heap and keep up to ``keep_bytes`` of
-    freed memory in it (glibc ``mallopt``). Idempotent; returns a record for ``meta.json``:
-    ``{"policy": "reuse-freed", "mmap_threshold": ..., "trim_threshold": ...}``, or
-    ``{"policy": "default", "reason": ...}`` where there is no glibc (the run goes on unchanged).
+    freed memory in it (glibc ``mallopt``; both capped at 2^31 - 1, an int). Idempotent; returns a
+    record for ``meta.json``: ``{"policy": "reuse-freed", "mmap_threshold": ..., "trim_threshold":
+    ...}``, or ``{"policy": "default", "reason": ...}`` where there is no glibc (the run goes on
+    unchanged).
     """
     global _applied
     if _applied is not None:
@@ -41,17 +42,16 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30, keep_bytes: int = 4 << 30)
         raise ValueError(f"keep_freed_memory: thresholds must be > 0, got {threshold_bytes}, {keep_bytes}")
     libc_name = platform.libc_ver()[0]
     if platform.system() != "Linux" or libc_name != "glibc":
-        return {"policy": "default", "reason": f"not glibc ({platform.system()} {libc_name or 'unknown libc'})"}
+        return {"policy": "default",
+                "reason": f"not glibc ({platform.system()} {libc_name or 'unknown libc'})"}
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError) as exc:
         return {"policy": "default", "reason": f"mallopt unavailable: {exc}"}
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    ok_mmap = mallopt(M_MMAP_THRESHOLD, int(min(threshold_bytes, 2**31 - 1)))
-    ok_trim = mallopt(M_TRIM_THRESHOLD, int(min(keep_bytes, 2**31 - 1)))
+    mmap_t, trim_t = (int(min(v, 2**31 - 1)) for v in (threshold_bytes, keep_bytes))
+    ok_mmap, ok_trim = mallopt(M_MMAP_THRESHOLD, mmap_t), mallopt(M_TRIM_THRESHOLD, trim_t)
     if not (ok_mmap and ok_trim):
         return {"policy": "default", "reason": f"mallopt refused (mmap: {ok_mmap}, trim: {ok_trim})"}
-    _applied = {"policy": "reuse-freed", "mmap_threshold": int(min(threshold_bytes, 2**31 - 1)),
-                "trim_threshold": int(min(keep_bytes, 2**31 - 1))}
+    _applied = {"policy": "reuse-freed", "mmap_threshold": mmap_t, "trim_threshold": trim_t}
     return dict(_applied)

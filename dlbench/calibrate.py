@@ -9,7 +9,7 @@ Memory: STREAM-like kernels on arrays far larger than the last-level cache, all 
 copy (8 B/elem), triad a = b + s*c (12 B), read-only sum (4 B), in-place update a += s*b
 (12 B, no write-allocate), a 4-read/3-write update (28 B, an optimizer step's streams) and a
 write-only stream (4 B: the ceiling of ops that mostly write a fresh output, e.g. a pooling
-backward; measured at 18-23 GB/s here, well below the update's 52), at
+backward; measured at 21-31 GB/s here, well below the update's 52), at
 1e7 and 2^25 elements per array. ``bw_gbs`` is the highest; each is stored. (On this VM the
 guest reports a 32 MiB L3 but the host's caches make 1e7-element working sets faster than
 2^25: measuring both keeps the ceiling above what the optimizer suite attains.)

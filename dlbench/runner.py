@@ -244,7 +244,8 @@ def select_cases(suites: list[str], quick: bool, pattern: str | None) -> list[Ca
 def run(suites=None, backends=None, quick: bool = True, threads: int | None = None, filter: str | None = None,
         out: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         target_time: float | None = None, calibration: dict | None = None, executor: str | None = None,
-        scheduler: str | None = None, variants=None, rounds: int = 1, reuse_memory: bool = True) -> pd.DataFrame:
+        scheduler: str | None = None, variants=None, rounds: int = 1,
+        reuse_memory: bool = True) -> pd.DataFrame:
     """Run suites and return the results table (also written to ``out``, default results/<run-id>).
 
     suites: a name or list of names (default: the default suites); backends: restrict variants to
@@ -260,10 +261,10 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     """
     from dlbench.allocator import keep_freed_memory
     from dlbench.backends import check_backend
-    from dlbench.timing import settle_seconds
     from dlbench.calibrate import calibrate
     from dlbench.machine import fingerprint, git_revision, machine_info, versions
     from dlbench.threads import blas_info, set_threads
+    from dlbench.timing import settle_seconds
 
     if rounds < 1:
         raise UserError(f"--rounds must be >= 1, got {rounds}")

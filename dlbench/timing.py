@@ -81,7 +81,7 @@ def measure(fn: Callable[[], object], *, target_time: float = 0.5, min_samples: 
     max_time: hard cap on the total time spent in this call (default 4 * target_time + 1 s).
     settle: seconds to sleep first, so that thread pools a previous measurement left spinning
     go idle (OpenBLAS workers busy-wait ~0.1 s after each BLAS call: a Cython kernel timed
-    right after a NumPy-BLAS baseline measured up to 3x slower; see ``SETTLE``).
+    right after a NumPy-BLAS baseline measured up to 3x slower; see ``settle_seconds``).
     """
     clock = time.perf_counter
     sync = sync or (lambda: None)

@@ -264,7 +264,8 @@ def test_out_of_range_indices_raise_in_every_kernel(backend):
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("pieces,shape", [(4, (3, 8, 7, 7)), (2, (2, 6, 3, 5)), (3, (2, 9, 17)), (1, (2, 3, 11))])
+@pytest.mark.parametrize("pieces,shape", [(4, (3, 8, 7, 7)), (2, (2, 6, 3, 5)), (3, (2, 9, 17)),
+                                          (1, (2, 3, 11))])
 def test_maxout_float32_with_ties_matches_reference(backend, pieces, shape):
     """float32 maxout (the cython backend's vectorised path: 8 columns at a time plus a tail) with
     many ties: the gradient goes to the first channel of the group holding the maximum."""

@@ -188,8 +188,8 @@ def test_bad_arguments_raise_value_error():
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("t,stride,hw", [(1, 1, 9), (2, 1, 10), (2, 2, 15), (4, 1, 12), (3, 2, 11), (1, 3, 13),
-                                         (2, 3, 16)])
+@pytest.mark.parametrize("t,stride,hw", [(1, 1, 9), (2, 1, 10), (2, 2, 15), (4, 1, 12), (3, 2, 11),
+                                         (1, 3, 13), (2, 3, 16)])
 def test_tiled_im2col_column_steps_float32(backend, t, stride, hw):
     """The float32 layout passes (im2col, col2im) have code per column step t_w * s_w (1, 2, 4,
     any): each against the reference, forward and all gradients, with padding 1 and n > 1."""

@@ -310,29 +310,6 @@ cdef extern from *:
         return ok;
     }
 
-    /* Max pooling's backward from the forward's argmax indices, float32: per map, zero it and
-       scatter dy, each index range-checked in the loop (one predictable branch). Returns the
-       number of out-of-range indices (skipped). */
-    static long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M) {
-        long bad = 0;
-        #pragma omp parallel for schedule(static) reduction(+ : bad)
-        for (long p = 0; p < P; p++) {
-            const long *ip = idx + p * M;
-            const float *g = dy + p * M;
-            float *d = dx + p * L;
-            long i = 0;
-    #ifdef __AVX__
-            for (; i + 8 <= L; i += 8) _mm256_storeu_ps(d + i, _mm256_setzero_ps());
-    #endif
-            for (; i < L; i++) d[i] = 0;
-            for (long o = 0; o < M; o++) {
-                unsigned long j = (unsigned long) ip[o];
-                if (j < (unsigned long) L) d[j] += g[o];
-                else bad++;
-            }
-        }
-        return bad;
-    }
 
     /* Means of the R rows (length L) of x, float32: rows in groups of 8, each summed in a vector
        register, the 8 vectors reduced together by a tree of horizontal adds (one reduction per
@@ -564,7 +541,6 @@ cdef extern from *:
     void dlb_maxout_f(const float *x, long G, long p, long L, float *y) nogil
     void dlb_maxout_bwd_f(const float *dy, const float *x, long G, long p, long L, float *dx) nogil
     void dlb_row_means_f(const float *x, long R, long L, float *y) nogil
-    long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M) nogil
     int dlb_bwd_s2k3_maps_f(int code, const float *x, const float *y, const float *dy, float *dx, long P, long H,
                             long W, long Ho, long Wo, const long *hs, const long *ws, const long *we,
                             const float *wr, long ldr, const float *wc, long ldc, const long *lo,
@@ -788,19 +764,7 @@ def row_fill(const real[::1] g, real[:, ::1] dx2, int nch=0):
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
     """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices.
     Returns the number of indices outside [0, H*W) (skipped; the check costs no extra pass over
-    memory). float32 runs ``dlb_scatter_max_f``."""
-    cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], bad = 0
-    if real is float:
-        if P > 0 and M > 0:
-            with nogil:
-                bad = dlb_scatter_max_f(&dy[0, 0], &idx[0, 0], &dx[0, 0], P, L, M)
-    else:
-        scatter_max_generic(dy, idx, dx, &bad)
-    return bad
-
-
-cdef void scatter_max_generic(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx,
-                              Py_ssize_t *nbad) noexcept:
+    memory). OpenMP over the maps; the indices and dy are prefetched ahead."""
     cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o, bad = 0
     cdef long j
     cdef real *d
@@ -826,7 +790,7 @@ cdef void scatter_max_generic(const real[:, ::1] dy, const long[:, ::1] idx, rea
                     bad += 1
                 else:
                     d[j] = d[j] + g[o]
-    nbad[0] = bad
+    return bad
 
 
 cdef inline void spread_windows(real *h, const real *g, const long[::1] ws, const long[::1] we,

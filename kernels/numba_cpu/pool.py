@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 from dlbench.kernels.numba_cpu.conv import parallel_jobs
-from dlbench.kernels.reference.pool import PoolPlan, adaptive_plan, region_plan
+from dlbench.kernels.reference.pool import PoolPlan, adaptive_plan, index_range_error, region_plan
 
 from dlbench.registry import register_kernel
 
@@ -230,11 +230,6 @@ def _scatter_max(dy, idx, dx, nch):
     return bad
 
 
-def index_range_error(nbad: int, length: int) -> ValueError:
-    """The error for max-pooling indices outside a map's [0, H*W) (``length`` = H*W)."""
-    return ValueError(f"indices must lie in [0, H*W) = [0, {length}): {nbad} do not")
-
-
 @nb.njit(parallel=True, fastmath={"reassoc", "contract", "nsz"}, cache=True)
 def _row_means(x2, y, nch):
     """y[i] = mean of row i of x2 (R, L): global average pooling (vectorised sums)."""
@@ -289,7 +284,8 @@ def run_backward(dy3, x3, y3, plan, core=None, indices=None, scatter=None):
     dx = np.empty_like(x3)
     if indices is not None:
         p = x3.shape[0]
-        bad = (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1), chunks(p))
+        bad = (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1),
+                                        chunks(p))
         if bad:
             raise index_range_error(bad, dx.shape[1] * dx.shape[2])
         return dx

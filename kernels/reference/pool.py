@@ -147,12 +147,18 @@ def pool2d(x, kind, size, stride, pads, out, sigma, return_indices=False):
     return acc, idx
 
 
+def index_range_error(nbad: int, length: int) -> ValueError:
+    """The error for max-pooling indices outside a map's [0, H*W) (``length`` = H*W); every
+    backend's scatter raises it."""
+    return ValueError(f"indices must lie in [0, H*W) = [0, {length}): {nbad} do not")
+
+
 def scatter_max(dy, indices, x_shape):
     """dx with dy added at the flat (H*W) positions ``indices`` of each map (max pooling's backward)."""
     n, c, h, w = x_shape
     bad = np.count_nonzero((indices < 0) | (indices >= h * w))
     if bad:
-        raise ValueError(f"indices must lie in [0, H*W) = [0, {h * w}): {bad} do not")
+        raise index_range_error(bad, h * w)
     dx = np.zeros((n * c, h * w), dy.dtype)
     np.add.at(dx, (np.arange(n * c)[:, None], indices.reshape(n * c, -1)), dy.reshape(n * c, -1))
     return dx.reshape(x_shape)
