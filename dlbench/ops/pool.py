@@ -71,8 +71,7 @@ def _pool_bwd_bytes(dtype="float32", **p):
     read x)."""
     ho, wo = _out_hw(p)
     kind = p.get("kind", "max")
-    item = _item(dtype)
-    per_map = item * (p["h"] * p["w"] * (1 + (kind == "l2")) + ho * wo * (1 + (kind == "l2")))
+    per_map = _item(dtype) * (1 + (kind == "l2")) * (p["h"] * p["w"] + ho * wo)
     if kind == "max":
         per_map += 8 * ho * wo
     return float(p["n"] * p["c"] * per_map)
@@ -234,7 +233,7 @@ def pool2d_backward(dy, x, kind="max", size=2, stride=None, padding=0, ceil_mode
     dy = _check_grad("dy", dy, x.shape[:2] + out, dtype)
     kern = _kernel("pool2d_backward", algorithm, backend, dtype)
     if indices is not None:
-        indices = _check_indices("pool2d_backward", indices, dy.shape, kind, x.shape)
+        indices = _check_indices("pool2d_backward", indices, dy.shape, kind)
         _supports(kern, "indices", "pool2d_backward")
         return kern(dy, x, None, kind, size, stride, pads, out, sigma, indices=indices)
     if kind == "l2":
@@ -243,7 +242,7 @@ def pool2d_backward(dy, x, kind="max", size=2, stride=None, padding=0, ceil_mode
     return kern(dy, x, y, kind, size, stride, pads, out, sigma)
 
 
-def _check_indices(op, indices, shape, kind, x_shape):
+def _check_indices(op, indices, shape, kind):
     if kind != "max":
         raise ValueError(f"{op}: indices are for max pooling, not {kind!r}")
     indices = np.asarray(indices)
@@ -290,7 +289,7 @@ def adaptive_pool2d_backward(dy, x, output_size, kind="avg", *, y=None, indices=
     dy = _check_grad("dy", dy, x.shape[:2] + out, dtype)
     kern = _kernel("adaptive_pool2d_backward", algorithm, backend, dtype)
     if indices is not None:
-        indices = _check_indices("adaptive_pool2d_backward", indices, dy.shape, kind, x.shape)
+        indices = _check_indices("adaptive_pool2d_backward", indices, dy.shape, kind)
         _supports(kern, "indices", "adaptive_pool2d_backward")
         return kern(dy, x, None, kind, out, indices=indices)
     if kind == "l2":
