@@ -21,6 +21,7 @@ given mean/var are ignored and the biased batch statistics are returned) and
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from dlbench.ops._common import check_float_dtypes
@@ -59,6 +60,15 @@ def _kernel(op: str, algorithm: str, backend: str, dtype):
     from dlbench.ops.local import _kernel as kernel_for
 
     return kernel_for(op, algorithm, backend, dtype)
+
+
+@nb.njit(cache=True)
+def _update_running(running_mean, running_var, mean, var, momentum, unbias):
+    """running <- (1 - momentum) running + momentum batch (var: times m / (m - 1)), in place.
+    One compiled pass: four NumPy statements cost ~20 us at D = 4096, a tenth of the kernel."""
+    for c in range(running_mean.shape[0]):
+        running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c]
+        running_var[c] = (1.0 - momentum) * running_var[c] + momentum * (var[c] * unbias)
 
 
 def _view3(op, x):
@@ -116,10 +126,7 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     kern = _kernel("batch_norm", algorithm, backend, dtype)
     y3, mean, var = kern(x3, gamma, beta, mean_in, var_in, bool(training), float(eps))
     if training and have_running:
-        running_mean *= 1.0 - momentum
-        running_mean += momentum * mean
-        running_var *= 1.0 - momentum
-        running_var += momentum * var * (m / (m - 1.0))
+        _update_running(running_mean, running_var, mean, var, float(momentum), m / (m - 1.0))
     y = y3.reshape(np.shape(x))
     if return_stats:
         return y, mean, (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(dtype)

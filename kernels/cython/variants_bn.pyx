@@ -172,89 +172,121 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     #endif
-    /* Dense (N, D) float32 training forward (backward = 0) or backward (1), eq. 8.35-8.37, by
-       tiles of 128 columns (OpenMP over tiles): the tile's sums over all rows (float32 partial
-       sums of 32 rows, shifted by row 0, folded into float64), then its normalisation while the
-       tile is in L2, so x (and dy) are read from memory once; rows are D apart, so the next rows
-       are prefetched by hand. Returns 1. */
-    static inline __attribute__((always_inline)) void dlb_bn_dense_tiles(
+    /* Dense (N, D) float32 training forward (backward = 0) or backward (1), eq. 8.35-8.37, in
+       three contiguous phases (rows are read in memory order; a column-tile walk with D-strided
+       rows defeats the prefetchers and, at power-of-two D, maps a whole tile onto a few L2 sets):
+       (1) each thread sums its rows into per-column float32 partials (four rows per pass over the
+       partials, shifted by row 0, folded into the thread's float64 sums every 32 rows); (2) each
+       thread finishes its share of columns into per-column coefficients; (3) each thread writes
+       its rows: y = b (x - x_0) + d (forward), dx = a dy + b (x - x_0) + d (backward). Returns 0 when memory is
+       short. */
+    static inline __attribute__((always_inline)) int dlb_bn_rows(
             int backward, const float *x, const float *dy, long N, long D, double eps, const float *gamma,
             const float *beta, const float *mean, const float *invstd, float *out, double *o1, double *o2) {
-        enum { TW = 128 };                  /* columns per tile: 256 rows x 128 x 4 B = 128 KB, in L2 */
+        int ntm = 1;
+    #ifdef _OPENMP
+        ntm = omp_get_max_threads();
+    #endif
+        if (ntm > N / 4) ntm = N / 4 > 0 ? (int) (N / 4) : 1;   /* at least four rows a thread */
+        double *S = (double *) calloc((size_t) (2 * ntm) * D, sizeof(double));
+        float *P = (float *) malloc((size_t) (2 * ntm) * D * sizeof(float));
+        float *coef = (float *) malloc(3 * D * sizeof(float));
+        if (!S || !P || !coef) { free(S); free(P); free(coef); return 0; }
         const double m = (double) N;
-        long tw = backward ? TW / 2 : TW;   /* backward: x, dy and dx tiles together */
-        long ntiles = (D + tw - 1) / tw;
-        #pragma omp parallel for schedule(static)
-        for (long t = 0; t < ntiles; t++) {
-            long t0 = t * tw, w = D - t0 < tw ? D - t0 : tw;
-            double s1[TW], s2[TW];
-            float p1[TW], p2[TW], ca[TW], cb[TW], cd[TW];
-            const float *restrict k = x + t0;
-            for (long c = 0; c < w; c++) s1[c] = s2[c] = 0;
-            for (long n0 = 0; n0 < N; n0 += 32) {
-                long n1 = n0 + 32 < N ? n0 + 32 : N;
-                for (long c = 0; c < w; c++) p1[c] = p2[c] = 0;
-                for (long n = n0; n < n1; n++) {
-                    const float *restrict xr = x + n * D + t0;
-                    if (n + 6 < N)                          /* rows are D apart: prefetch ahead */
-                        for (long c = 0; c < w; c += 16) {
-                            __builtin_prefetch(xr + 6 * D + c, 0, 3);
-                            if (backward) __builtin_prefetch(dy + (n + 6) * D + t0 + c, 0, 3);
-                        }
+        const float *restrict k = x;                     /* the shift: row 0 */
+        #pragma omp parallel num_threads(ntm)
+        {
+            long nt = 1, id = 0;
+    #ifdef _OPENMP
+            nt = omp_get_num_threads();
+            id = omp_get_thread_num();
+    #endif
+            long e0 = N * id / nt, e1 = N * (id + 1) / nt;
+            double *restrict s1 = S + 2 * id * D, *restrict s2 = s1 + D;
+            float *restrict p1 = P + 2 * id * D, *restrict p2 = p1 + D;
+            for (long b0 = e0; b0 < e1; b0 += 32) {
+                long b1 = b0 + 32 < e1 ? b0 + 32 : e1, n = b0;
+                for (long c = 0; c < D; c++) p1[c] = p2[c] = 0;
+                for (; n + 4 <= b1; n += 4) {
+                    const float *restrict u0 = x + n * D, *restrict u1 = u0 + D, *restrict u2 = u1 + D,
+                                *restrict u3 = u2 + D;
                     if (backward) {
-                        const float *restrict gr = dy + n * D + t0;
+                        const float *restrict g0 = dy + n * D, *restrict g1 = g0 + D, *restrict g2 = g1 + D,
+                                    *restrict g3 = g2 + D;
                         #pragma omp simd
-                        for (long c = 0; c < w; c++) { p1[c] += gr[c]; p2[c] += gr[c] * (xr[c] - k[c]); }
+                        for (long c = 0; c < D; c++) {
+                            float kc = k[c];
+                            p1[c] += (g0[c] + g1[c]) + (g2[c] + g3[c]);
+                            p2[c] += (g0[c] * (u0[c] - kc) + g1[c] * (u1[c] - kc))
+                                   + (g2[c] * (u2[c] - kc) + g3[c] * (u3[c] - kc));
+                        }
                     } else {
                         #pragma omp simd
-                        for (long c = 0; c < w; c++) { float du = xr[c] - k[c]; p1[c] += du; p2[c] += du * du; }
+                        for (long c = 0; c < D; c++) {
+                            float kc = k[c], d0 = u0[c] - kc, d1 = u1[c] - kc, d2 = u2[c] - kc,
+                                  d3 = u3[c] - kc;
+                            p1[c] += (d0 + d1) + (d2 + d3);
+                            p2[c] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+                        }
                     }
                 }
-                for (long c = 0; c < w; c++) { s1[c] += p1[c]; s2[c] += p2[c]; }
+                for (; n < b1; n++) {
+                    const float *restrict u0 = x + n * D;
+                    if (backward) {
+                        const float *restrict g0 = dy + n * D;
+                        #pragma omp simd
+                        for (long c = 0; c < D; c++) { p1[c] += g0[c]; p2[c] += g0[c] * (u0[c] - k[c]); }
+                    } else {
+                        #pragma omp simd
+                        for (long c = 0; c < D; c++) { float d0 = u0[c] - k[c]; p1[c] += d0; p2[c] += d0 * d0; }
+                    }
+                }
+                #pragma omp simd
+                for (long c = 0; c < D; c++) { s1[c] += p1[c]; s2[c] += p2[c]; }
             }
-            for (long j = 0; j < w; j++) {
-                long c = t0 + j;
+            #pragma omp barrier
+            for (long c = D * id / nt; c < D * (id + 1) / nt; c++) {
+                double a1 = 0, a2 = 0, kc = k[c];
+                for (long t = 0; t < nt; t++) { a1 += S[2 * t * D + c]; a2 += S[(2 * t + 1) * D + c]; }
                 if (!backward) {
-                    double dm = s1[j] / m, vr = s2[j] / m - dm * dm, b;
+                    double dm = a1 / m, vr = a2 / m - dm * dm, b;
                     vr = vr > 0 ? vr : 0;
-                    o1[c] = k[j] + dm;
+                    o1[c] = kc + dm;
                     o2[c] = vr;
                     b = gamma[c] / sqrt(vr + eps);
-                    ca[j] = 0; cb[j] = (float) b; cd[j] = (float) (beta[c] - b * dm);
+                    coef[D + c] = (float) b; coef[2 * D + c] = (float) (beta[c] - b * dm);
                 } else {
-                    double kmu = (double) k[j] - (double) mean[c], q2 = s2[j] + kmu * s1[j], inv = invstd[c];
+                    double kmu = kc - (double) mean[c], q2 = a2 + kmu * a1, inv = invstd[c];
                     double a = gamma[c] * inv, b = -a * inv * inv * q2 / m;
                     o1[c] = q2 * inv;
-                    o2[c] = s1[j];
-                    ca[j] = (float) a; cb[j] = (float) b; cd[j] = (float) (-a * s1[j] / m + b * kmu);
+                    o2[c] = a1;
+                    coef[c] = (float) a; coef[D + c] = (float) b;
+                    coef[2 * D + c] = (float) (-a * a1 / m + b * kmu);
                 }
             }
-            for (long n = 0; n < N; n++) {                /* the tile is still in L2 */
-                const float *restrict xr = x + n * D + t0;
-                float *restrict orow = out + n * D + t0;
-                if (n + 6 < N)
-                    for (long c = 0; c < w; c += 16) {
-                        __builtin_prefetch(xr + 6 * D + c, 0, 3);
-                        __builtin_prefetch(orow + 6 * D + c, 1, 3);
-                        if (backward) __builtin_prefetch(dy + (n + 6) * D + t0 + c, 0, 3);
-                    }
+            #pragma omp barrier
+            const float *restrict ca = coef, *restrict cb = coef + D, *restrict cd = coef + 2 * D;
+            for (long n = e0; n < e1; n++) {
+                const float *restrict u = x + n * D;
+                float *restrict o = out + n * D;
                 if (backward) {
-                    const float *restrict gr = dy + n * D + t0;
+                    const float *restrict g = dy + n * D;
                     #pragma omp simd
-                    for (long c = 0; c < w; c++) orow[c] = ca[c] * gr[c] + cb[c] * (xr[c] - k[c]) + cd[c];
+                    for (long c = 0; c < D; c++) o[c] = ca[c] * g[c] + cb[c] * (u[c] - k[c]) + cd[c];
                 } else {
                     #pragma omp simd
-                    for (long c = 0; c < w; c++) orow[c] = cb[c] * (xr[c] - k[c]) + cd[c];
+                    for (long c = 0; c < D; c++) o[c] = cb[c] * (u[c] - k[c]) + cd[c];
                 }
             }
         }
+        free(S); free(P); free(coef);
+        return 1;
     }
     static int dlb_bn_dense_f(int backward, const float *x, const float *dy, long N, long D, double eps,
                               const float *gamma, const float *beta, const float *mean,
                               const float *invstd, float *out, double *o1, double *o2) {
-        if (backward) dlb_bn_dense_tiles(1, x, dy, N, D, eps, gamma, beta, mean, invstd, out, o1, o2);
-        else dlb_bn_dense_tiles(0, x, dy, N, D, eps, gamma, beta, mean, invstd, out, o1, o2);
-        return 1;
+        if (backward) return dlb_bn_rows(1, x, dy, N, D, eps, gamma, beta, mean, invstd, out, o1, o2);
+        return dlb_bn_rows(0, x, dy, N, D, eps, gamma, beta, mean, invstd, out, o1, o2);
     }
     /* (N, C, L) float32 training forward / backward with the same three contiguous phases as
        dlb_bn_dense_f: each thread sums its examples' maps per channel (float32 vector sums over a
