@@ -192,13 +192,17 @@ cdef extern from *:
         return total; }
 
     /* sum of squares in float64 with four independent vector accumulators (a single chain would be
-       bound by the add latency); the order differs from a serial sum, fine for a norm */
+       bound by the add latency); the order differs from a serial sum, fine for a norm. A read-only
+       stream is short of outstanding misses here: prefetching 16 KB ahead ran 1.2-1.4x faster
+       (1e7 float32, 2 threads, interleaved with the plain loop: 29-37 against 24-25 GB/s). */
+    #define DLB_SUMSQ_AHEAD 16384
     typedef double dlb_vd4 __attribute__((vector_size(32)));
     typedef float dlb_vs4 __attribute__((vector_size(16)));
     static inline double dlb_hsum4(dlb_vd4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
     static double dlb_sumsq_block_f32(const float *restrict g, long i, long hi) {
         dlb_vd4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         for (; i + 16 <= hi; i += 16) {
+            __builtin_prefetch((const char *) (g + i) + DLB_SUMSQ_AHEAD, 0, 3);
             dlb_vs4 x0, x1, x2, x3;
             memcpy(&x0, g + i, 16); memcpy(&x1, g + i + 4, 16); memcpy(&x2, g + i + 8, 16); memcpy(&x3, g + i + 12, 16);
             dlb_vd4 d0 = __builtin_convertvector(x0, dlb_vd4), d1 = __builtin_convertvector(x1, dlb_vd4);
@@ -212,6 +216,8 @@ cdef extern from *:
     static double dlb_sumsq_block_f64(const double *restrict g, long i, long hi) {
         dlb_vd4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         for (; i + 16 <= hi; i += 16) {
+            __builtin_prefetch((const char *) (g + i) + DLB_SUMSQ_AHEAD, 0, 3);
+            __builtin_prefetch((const char *) (g + i) + DLB_SUMSQ_AHEAD + 64, 0, 3);
             dlb_vd4 d0, d1, d2, d3;
             memcpy(&d0, g + i, 32); memcpy(&d1, g + i + 4, 32); memcpy(&d2, g + i + 8, 32); memcpy(&d3, g + i + 12, 32);
             a0 += d0 * d0; a1 += d1 * d1; a2 += d2 * d2; a3 += d3 * d3;
