@@ -110,6 +110,34 @@ def test_same_padding_and_unused_border():
     assert np.all(dx[:, :, 4, :] == 0) and np.all(dx[:, :, :, 4] == 0)
 
 
+@pytest.mark.parametrize("backend", COMPILED)
+@given(h=st.integers(1, 6), w=st.integers(1, 6), hp=st.integers(1, 9), wp=st.integers(1, 9),
+       pt=st.integers(0, 4), pl=st.integers(0, 4), dtype=st.sampled_from(["float32", "float64"]))
+@settings(max_examples=40, deadline=None)
+def test_backend_padding_matches_numpy(backend, h, w, hp, wp, pt, pl, dtype):
+    """A backend's registered zero padding and crop (its adjoint) equal NumPy's, pads larger than
+    the padded input and x rows/columns the padded input drops included."""
+    import dlbench.kernels  # noqa: F401  (registers the compiled backends)
+
+    from dlbench.ops import local
+    pad, crop = local._PADDING.get(backend, (local._pad_numpy, local._crop_numpy))
+    x = np.random.default_rng(h * 7 + w).standard_normal((2, 3, h, w)).astype(dtype)
+    want, got = np.full((2, 3, hp, wp), np.nan, dtype), np.full((2, 3, hp, wp), np.nan, dtype)
+    local._pad_numpy(x, pt, pl, want)
+    pad(x, pt, pl, got)
+    np.testing.assert_array_equal(got, want)
+    dxp = np.random.default_rng(1).standard_normal((2, 3, hp, wp)).astype(dtype)
+    want, got = np.full(x.shape, np.nan, dtype), np.full(x.shape, np.nan, dtype)
+    local._crop_numpy(dxp, pt, pl, want)
+    crop(dxp, pt, pl, got)
+    np.testing.assert_array_equal(got, want)
+    # the crop is the padding's adjoint: <pad(x), dxp> == <x, crop(dxp)>
+    px = np.empty((2, 3, hp, wp), dtype)
+    pad(x, pt, pl, px)
+    np.testing.assert_allclose(np.vdot(px.astype(np.float64), dxp), np.vdot(x.astype(np.float64), got),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_bad_arguments_raise_value_error():
     x = np.zeros((1, 2, 6, 6))
     with pytest.raises(ValueError, match="locations"):

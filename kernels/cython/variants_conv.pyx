@@ -11,6 +11,7 @@ run in a C helper vectorised with ``omp simd`` reductions.
 
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 ctypedef fused real:
     float
@@ -320,6 +321,51 @@ def col2im_direct(const real[:, :, ::1] dcols, int sh, int sw, int R, int S, int
                 for s in range(S):
                     dst[s] = dst[s] + src[q + s]
                 q = q + S
+
+
+# ---------------------------------------------------------------- zero padding and its adjoint
+def pad_planes(const real[:, :, :, ::1] x, Py_ssize_t pt, Py_ssize_t pl, real[:, :, :, ::1] xp):
+    """xp[n, c, pt + i, pl + j] = x[n, c, i, j] where it fits, zero elsewhere (the zero-padded
+    input of the convolution front-ends; x rows/columns beyond xp are dropped). OpenMP over the
+    (n, c) planes: NumPy's slice copy walks 28-float rows one inner loop at a time (~0.4 ms for
+    16x64x28^2)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Hp = xp.shape[2], Wp = xp.shape[3], hi, wi, job, i
+    cdef real *dst
+    cdef const real *src
+    pt = min(max(pt, 0), Hp)
+    pl = min(max(pl, 0), Wp)
+    hi = max(0, min(H, Hp - pt))
+    wi = max(0, min(W, Wp - pl))
+    for job in prange(N * C, nogil=True, schedule="static"):
+        dst = &xp[0, 0, 0, 0] + job * Hp * Wp
+        src = &x[0, 0, 0, 0] + job * H * W
+        memset(dst, 0, pt * Wp * sizeof(real))
+        for i in range(hi):
+            memset(dst + (pt + i) * Wp, 0, pl * sizeof(real))
+            memcpy(dst + (pt + i) * Wp + pl, src + i * W, wi * sizeof(real))
+            memset(dst + (pt + i) * Wp + pl + wi, 0, (Wp - pl - wi) * sizeof(real))
+        memset(dst + (pt + hi) * Wp, 0, (Hp - pt - hi) * Wp * sizeof(real))
+
+
+def crop_planes(const real[:, :, :, ::1] dxp, Py_ssize_t pt, Py_ssize_t pl, real[:, :, :, ::1] dx):
+    """The adjoint of ``pad_planes``: dx[n, c, i, j] = dxp[n, c, pt + i, pl + j] where that
+    exists, zero for rows/columns of x the padded input never held. OpenMP over planes."""
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t Hp = dxp.shape[2], Wp = dxp.shape[3], hi, wi, job, i
+    cdef real *dst
+    cdef const real *src
+    pt = min(max(pt, 0), Hp)
+    pl = min(max(pl, 0), Wp)
+    hi = max(0, min(H, Hp - pt))
+    wi = max(0, min(W, Wp - pl))
+    for job in prange(N * C, nogil=True, schedule="static"):
+        dst = &dx[0, 0, 0, 0] + job * H * W
+        src = &dxp[0, 0, 0, 0] + job * Hp * Wp
+        for i in range(hi):
+            memcpy(dst + i * W, src + (pt + i) * Wp + pl, wi * sizeof(real))
+            memset(dst + i * W + wi, 0, (W - wi) * sizeof(real))
+        memset(dst + hi * W, 0, (H - hi) * W * sizeof(real))
 
 
 # ---------------------------------------------------------------- im2col per tile pattern (layout passes)

@@ -14,6 +14,7 @@ from dlbench.kernels.numba_cpu import pool, tiled
 from dlbench.kernels.numba_cpu.tiled_patterns import register_patterns
 from dlbench.kernels.reference.batchnorm import backward_driver, forward_driver
 
+from dlbench.ops.local import register_padding
 from dlbench.registry import register_kernel
 
 
@@ -51,6 +52,10 @@ for _op in ("tiled_conv2d", "local_conv2d"):
                     constraints=f"two transposed products by {tiled.GEMM_IMPL}, then col2im",
                     description="gradients of eq. 9.10 / 9.9: two GEMMs per tile pattern and col2im")(
         tiled_backward_im2col)
+
+
+# zero padding before, and its adjoint after, this backend's tiled / locally connected kernels
+register_padding("cython", _conv.pad_planes, _conv.crop_planes)
 
 
 # eq. 9.10 as one strided conv2d (this backend's auto-tuned kernels) per tile pattern
