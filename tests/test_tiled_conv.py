@@ -23,7 +23,8 @@ def divisors(m):
 @st.composite
 def tiled_cases(draw, local=False):
     """(x, w, b, stride, padding) with small odd shapes, stride up to 2 and padding below the kernel."""
-    n, c, k = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    # n up to 9, k up to 7: the float32 direct kernel's 4 x 3 register blocks and their remainders
+    n, c, k = draw(st.integers(1, 9)), draw(st.integers(1, 3)), draw(st.integers(1, 7))
     r, s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     pad = (draw(st.integers(0, r - 1)), draw(st.integers(0, s - 1)))
@@ -203,3 +204,18 @@ def test_tiled_im2col_column_steps_float32(backend, t, stride, hw):
     got = ops.tiled_conv2d_backward(dy, x, w, stride, 1, backend=backend, algorithm="im2col")
     for g, want in zip(got, ops.tiled_conv2d_backward(dy, x, w, stride, 1, backend="numpy")):
         np.testing.assert_allclose(g, want, **TOL["float32"])
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("tiles", [(1, 1), (2, 4), (8, 8)])
+def test_float32_direct_register_blocks(backend, tiles):
+    """A shape that runs the float32 direct kernel's 4 x 3 blocks, both remainders (N = 9,
+    K = 7) and a patch length (C R S = 45) that is no multiple of the vector width."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 5, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((*tiles, 7, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal((*tiles, 7)).astype(np.float32)
+    want = ops.tiled_conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 1,
+                            backend="numpy", algorithm="direct")
+    got = ops.tiled_conv2d(x, w, b, 1, 1, backend=backend, algorithm="direct")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
