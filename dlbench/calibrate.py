@@ -199,6 +199,28 @@ def _bandwidth_at(n: int) -> dict:
     return out
 
 
+class BandwidthProbe:
+    """The calibration's in-place update a += s*b (12 B/elem, float32, all threads) on n-element
+    arrays, re-measured on demand during a run: ``probe()`` returns its GB/s, best of ``repeats``.
+
+    This VM's memory bandwidth drifts by +-25 % within minutes (other tenants), so a fraction of
+    a ceiling measured at the start says as much about the drift as about the kernel. The runner
+    times this probe in every round of every case with a byte model, next to the variants, and
+    reports ``frac_probe_bw``: the variant's GB/s over the probe's median of those rounds.
+    """
+
+    def __init__(self, n: int = 10_000_000, repeats: int = 3):
+        self.n, self.repeats = n, repeats
+        self._a = self._b = None
+
+    def __call__(self) -> float:
+        if self._a is None:
+            self._a, self._b = np.ones(self.n, np.float32), np.ones(self.n, np.float32)
+        s = np.float32(1e-7)
+        _update(self._a, self._b, s)
+        return _best_rate(lambda: _update(self._a, self._b, s), 12.0 * self.n, repeats=self.repeats) / 1e9
+
+
 def bandwidth_gbs(sizes=(10_000_000, 1 << 25)) -> dict:
     """STREAM-like GB/s (decimal) on float32 arrays, all threads.
 

@@ -119,11 +119,12 @@ def summary_for_display(s):
         show["variant"] = show["variant"] + chosen.map(lambda c: f" -> {c}" if c else "")
     if "time" in show:
         show["time"] = show["time"] * 1e3
-    for c in ("frac_peak_flops", "frac_peak_bw"):
+    for c in ("frac_peak_flops", "frac_peak_bw", "frac_probe_bw"):
         if c in show:
             show[c] = show[c] * 100
     show = show.rename(columns={"time": "median ms", "gflops": "GFLOP/s", "gbs": "GB/s",
                                 "frac_peak_flops": "% peak F", "frac_peak_bw": "% peak BW",
+                                "frac_probe_bw": "% BW probe",
                                 "compile_time": "compile s"})
     if "message" in show:
         show["message"] = show["message"].str.slice(0, 50)

@@ -31,6 +31,8 @@ STD_METRICS = (
     "frac_peak_flops",
     "gbs",
     "frac_peak_bw",
+    "probe_bw_gbs",
+    "frac_probe_bw",
     "max_rel_error",
 )
 KEY = ["suite", "benchmark", "params", "dtype", "backend", "algorithm"]
@@ -116,6 +118,7 @@ def best_of_ours(vt: pd.DataFrame) -> pd.DataFrame:
             "gbs": b.get("gbs", np.nan),
             "frac_peak_flops": b.get("frac_peak_flops", np.nan),
             "frac_peak_bw": b.get("frac_peak_bw", np.nan),
+            "frac_probe_bw": b.get("frac_probe_bw", np.nan),
         }
         for ref in ("torch", REFERENCE, "scipy"):
             rg = g[g.backend == ref]
@@ -195,6 +198,7 @@ def throughput_display(vt: pd.DataFrame, with_params: bool = True) -> pd.DataFra
         ("gbs", "GB/s", fmt),
         ("frac_peak_flops", "% peak FLOP/s", _pct),
         ("frac_peak_bw", "% peak BW", _pct),
+        ("frac_probe_bw", "% BW probe", _pct),
         ("x_numpy", "× numpy", _x),
         ("x_torch", "× torch", _x),
     ):
@@ -222,6 +226,8 @@ def best_display(best: pd.DataFrame, run_col: pd.Series | None = None) -> pd.Dat
     if best.gbs.notna().any():
         out["GB/s"] = best.gbs.map(fmt).values
         out["% peak BW"] = best.frac_peak_bw.map(_pct).values
+        if "frac_probe_bw" in best and best.frac_probe_bw.notna().any():
+            out["% BW probe"] = best.frac_probe_bw.map(_pct).values
     for ref in ("torch", REFERENCE, "scipy"):
         if best[f"{ref}_time"].notna().any():
             out[f"best {ref}"] = best[f"{ref}_best"].values

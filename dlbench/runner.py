@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -125,16 +126,29 @@ def _time_bound(bound: Bound, target_time: float, first_call: bool = True) -> Ti
                    settle=settle_seconds())
 
 
+def _probe(case: Case, bound: Bound | None, ctx: dict) -> float | None:
+    """The bandwidth probe's GB/s now (``calibrate.BandwidthProbe``), for a CPU case with a byte
+    model when the run has a probe; None otherwise."""
+    probe = ctx.get("probe")
+    if probe is None or bound is None or bound.timer == "cuda" or bound.extra.get("device"):
+        return None
+    nbytes = case.bytes()
+    if not (math.isfinite(nbytes) and nbytes > 0):
+        return None
+    return probe()
+
+
 def measure_variant(case: Case, var: Variant, threads: int, ctx: dict, target_time: float) -> list[dict]:
     """Rows for one variant of one case (ok, skipped or error)."""
     base, bound = _prepare(case, var, threads, ctx)
     if bound is None:
         return base
     try:
+        probe = _probe(case, bound, ctx)
         t = _time_bound(bound, case.target_time or target_time)
     except Exception as e:  # noqa: BLE001
         return _failure_rows(base, e)
-    return timing_rows(case, var, base, bound, t, ctx)
+    return timing_rows(case, var, base, bound, t, ctx if probe is None else {**ctx, "probe_gbs": probe})
 
 
 def measure_interleaved(case: Case, variants: list[Variant], threads: int, ctx: dict, target_time: float,
@@ -152,7 +166,12 @@ def measure_interleaved(case: Case, variants: list[Variant], threads: int, ctx: 
     first: list[Timing | None] = [None] * len(variants)
     failed: list[list[dict] | None] = [None] * len(variants)
     tt = (case.target_time or target_time) / rounds
+    probes: list[float] = []
+    first_bound = next((b for _, b in prepared if b is not None), None)
     for r in range(rounds):
+        p = _probe(case, first_bound, ctx)      # the bandwidth now, next to this round's timings
+        if p is not None:
+            probes.append(p)
         for i, (base, bound) in enumerate(prepared):
             if bound is None or failed[i] is not None:
                 continue
@@ -173,7 +192,8 @@ def measure_interleaved(case: Case, variants: list[Variant], threads: int, ctx: 
             out.append(failed[i])
         else:
             t = stats_from_samples(samples[i], first[i].inner, first[i].first_call)
-            out.append(timing_rows(case, variants[i], base, bound, t, ctx))
+            out.append(timing_rows(case, variants[i], base, bound, t,
+                                   {**ctx, "probe_gbs": statistics.median(probes)} if probes else ctx))
     return out
 
 
@@ -203,6 +223,11 @@ def timing_rows(case: Case, var: Variant, base: dict, bound: Bound, t: Timing, c
         gb = nbytes / t.median / 1e9
         rows.append(_metric(base, "gbs", gb, "GB/s"))
         rows.append(_metric(base, "frac_peak_bw", gb / peak_b, "fraction"))
+        probe = ctx.get("probe_gbs")
+        if probe and not on_gpu:
+            rows.append(_metric(base, "probe_bw_gbs", probe, "GB/s",
+                                message="the calibration's in-place update, timed in the same rounds"))
+            rows.append(_metric(base, "frac_probe_bw", gb / probe, "fraction"))
     if case.metrics is not None:
         for name, (value, unit) in case.metrics(t).items():
             rows.append(_metric(base, name, value, unit))
@@ -261,7 +286,7 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     """
     from dlbench.allocator import keep_freed_memory
     from dlbench.backends import check_backend
-    from dlbench.calibrate import calibrate
+    from dlbench.calibrate import BandwidthProbe, calibrate
     from dlbench.machine import fingerprint, git_revision, machine_info, versions
     from dlbench.threads import blas_info, set_threads
     from dlbench.timing import settle_seconds
@@ -308,7 +333,8 @@ def run(suites=None, backends=None, quick: bool = True, threads: int | None = No
     quick_cal = os.environ.get("DLBENCH_QUICK_CALIBRATION", "") not in ("", "0")  # tests: small, no torch
     cal = calibration or calibrate(threads, quick=quick_cal, progress=lambda m: say(f"calibrating: {m}"))
     ctx = {"run_id": store.run_id, "git_rev": git_revision(), "machine": fingerprint(), "calibration": cal,
-           "out_dir": out, "executor": executor, "scheduler": scheduler}
+           "out_dir": out, "executor": executor, "scheduler": scheduler,
+           "probe": BandwidthProbe(1 << 22 if quick_cal else 10_000_000)}
     store.write_meta({"run_id": store.run_id, "suites": suites, "quick": quick, "threads": applied,
                       "backends": backends, "variants": variants, "rounds": rounds, "filter": filter,
                       "load_avg_start": load, "other_runnable_start": others, "allocator": heap,
@@ -385,5 +411,5 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     st = df.drop_duplicates(key).set_index(key)[["status", "message", "chosen"]]
     out = st.join(wide, how="left").reset_index()
     cols = [c for c in key + ["chosen", "status", "time", "gflops", "gbs", "frac_peak_flops", "frac_peak_bw",
-                              "compile_time", "message"] if c in out.columns]
+                              "frac_probe_bw", "compile_time", "message"] if c in out.columns]
     return out[cols]

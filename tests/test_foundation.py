@@ -110,6 +110,10 @@ def test_run_api_returns_tidy_frame(tmp_path):
     gbs = df[(df.metric == "gbs") & (df.backend == "numpy")].value.iloc[0]
     frac = df[(df.metric == "frac_peak_bw") & (df.backend == "numpy")].value.iloc[0]
     assert frac == pytest.approx(gbs / 10.0)
+    # the bandwidth probe timed next to the case (calibrate.BandwidthProbe) and the fraction of it
+    probe = df[(df.metric == "probe_bw_gbs") & (df.backend == "numpy")].value.iloc[0]
+    now = df[(df.metric == "frac_probe_bw") & (df.backend == "numpy")].value.iloc[0]
+    assert probe > 0.1 and now == pytest.approx(gbs / probe)
 
 
 def test_interleaved_rounds_pool_samples_of_every_variant(tmp_path):
@@ -118,6 +122,9 @@ def test_interleaved_rounds_pool_samples_of_every_variant(tmp_path):
                  target_time=0.02, calibration=cal)
     three = db.run("smoke", backends=["numpy", "numba", "numba-cuda"], out=tmp_path / "three",
                    progress=False, target_time=0.02, calibration=cal, rounds=3)
+    # interleaved rounds: one probe figure per case, shared by its variants
+    probes = three[three.metric == "probe_bw_gbs"].groupby("benchmark").value.nunique()
+    assert len(probes) and (probes == 1).all()
     key = ["benchmark", "backend", "algorithm", "metric"]
     assert set(map(tuple, one[key].values)) <= set(map(tuple, three[key].values))  # same rows
     t = three[(three.metric == "time") & (three.status == "ok")]
