@@ -74,10 +74,74 @@ cdef extern from *:
             }
         }
     }
+    #ifdef __AVX2__
+    /* Column step 4 with short runs (t_w s_w = 4, bb <= 7, column offsets t_j s_w + s <= 7: the
+       2 x 2 tiles at stride 2 of the suite): each input row's 32 floats are loaded once and split
+       by four 4x8 transposes into D_o = row[o + 4 jb] (o = 0..3); offset o's run is D_(o mod 4),
+       moved one lane for o >= 4, and is written with one 8-wide store (its extra lanes land on
+       the next runs of the same cols row, written right after; the runs within 8 floats of the
+       end of a job's piece of the row are stored element by element). One job per (t_i, c, n) writes every t_j: the strided runs of 7 each cost ~18
+       cycles of loop overhead before. Rows whose 32-float load would leave xp go the scalar way. */
+    static inline __attribute__((always_inline)) void dlb_store_run(float *dst, __m256 v, long bb, int last) {
+        if (!last) { _mm256_storeu_ps(dst, v); return; }
+        __m128 h = _mm256_castps256_ps128(v);           /* bb <= 7: 4 + 2 + 1 lanes */
+        if (bb & 4) { _mm_storeu_ps(dst, h); dst += 4; h = _mm256_extractf128_ps(v, 1); }
+        if (bb & 2) { _mm_storel_pi((__m64 *) dst, h); dst += 2; h = _mm_movehl_ps(h, h); }
+        if (bb & 1) _mm_store_ss(dst, h);
+    }
+    static int dlb_im2col_step4_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th,
+                                  long tw, long R, long S, long a, long bb, float *cols) {
+        const long CRS = C * R * S, M = N * a * bb, omax = (tw - 1) * sw + S - 1;
+        if (tw * sw != 4 || bb > 7 || omax > 7 || S > 8) return 0;
+        const float *xend = xp + N * C * Hp * Wp;
+        const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        const __m256i perm1 = _mm256_setr_epi32(4, 1, 5, 2, 6, 3, 7, 7);   /* D_o moved one lane */
+        #pragma omp parallel for schedule(static)
+        for (long job = 0; job < th * C * N; job++) {
+            long ti = job / (C * N), rest = job - ti * C * N, c = rest / N, n = rest - c * N;
+            const float *plane = xp + (n * C + c) * Hp * Wp;
+            for (long r = 0; r < R; r++)
+                for (long ia = 0; ia < a; ia++) {
+                    const float *row = plane + ((ia * th + ti) * sh + r) * Wp;
+                    int last = (a - ia) * bb < 8;   /* an 8-wide store would leave this job's runs */
+                    if (row + 32 > xend) {                  /* the last rows of xp: scalar */
+                        for (long tj = 0; tj < tw; tj++)
+                            for (long q = 0; q < S; q++) {
+                                float *dst = cols + ((ti * tw + tj) * CRS + (c * R + r) * S + q) * M
+                                             + (n * a + ia) * bb;
+                                for (long jb = 0; jb < bb; jb++) dst[jb] = row[tj * sw + q + 4 * jb];
+                            }
+                        continue;
+                    }
+                    __m256 v0 = _mm256_loadu_ps(row), v1 = _mm256_loadu_ps(row + 8);
+                    __m256 v2 = _mm256_loadu_ps(row + 16), v3 = _mm256_loadu_ps(row + 24);
+                    __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+                    __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+                    __m256 u[4];
+                    u[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+                    u[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+                    u[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+                    u[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+                    for (long tj = 0; tj < tw; tj++)
+                        for (long q = 0; q < S; q++) {
+                            long o = tj * sw + q;
+                            __m256 d = _mm256_permutevar8x32_ps(u[o & 3], o < 4 ? perm : perm1);
+                            float *dst = cols + ((ti * tw + tj) * CRS + (c * R + r) * S + q) * M
+                                         + (n * a + ia) * bb;
+                            dlb_store_run(dst, d, bb, last);
+                        }
+                }
+        }
+        return 1;
+    }
+    #endif
     static void dlb_im2col_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th,
                              long tw, long R, long S, long a, long bb, float *cols) {
         const long T = th * tw, CRS = C * R * S, M = N * a * bb, step = tw * sw;
         const long rs = th * sh * Wp;
+    #ifdef __AVX2__
+        if (dlb_im2col_step4_f(xp, N, C, Hp, Wp, sh, sw, th, tw, R, S, a, bb, cols)) return;
+    #endif
         #pragma omp parallel for schedule(static)
         for (long job = 0; job < T * C * N; job++) {
             long t = job / (C * N), rest = job - t * C * N, c = rest / N, n = rest - c * N;
