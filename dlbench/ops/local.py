@@ -183,22 +183,23 @@ def _prepare(op, x, w, b, stride, padding, tiled: bool, backend: str = "numpy"):
     return xp, np.ascontiguousarray(w), None if b is None else np.ascontiguousarray(b), stride, pads, dtype
 
 
+def _overlap(x_shape, xp_shape, pt, pl):
+    """(top, left, rows, cols) of the block x and its zero-padded copy share: x[:, :, :rows, :cols]
+    sits at xp[:, :, top:top + rows, left:left + cols] (pads larger than xp are clipped)."""
+    pt, pl = min(pt, xp_shape[2]), min(pl, xp_shape[3])
+    return pt, pl, max(0, min(x_shape[2], xp_shape[2] - pt)), max(0, min(x_shape[3], xp_shape[3] - pl))
+
+
 def _pad_numpy(x, pt, pl, xp):
     """xp[:, :, pt + i, pl + j] = x[:, :, i, j] where it fits, zero elsewhere."""
-    h, wd = x.shape[2:]
-    pt, pl = min(pt, xp.shape[2]), min(pl, xp.shape[3])
-    hi = max(0, min(h, xp.shape[2] - pt))
-    wi = max(0, min(wd, xp.shape[3] - pl))
+    pt, pl, hi, wi = _overlap(x.shape, xp.shape, pt, pl)
     xp[...] = 0
     xp[:, :, pt:pt + hi, pl:pl + wi] = x[:, :, :hi, :wi]
 
 
 def _crop_numpy(dxp, pt, pl, dx):
     """The adjoint of ``_pad_numpy``: dx = dxp[:, :, pt:, pl:] where it exists, zero elsewhere."""
-    h, wd = dx.shape[2:]
-    pt, pl = min(pt, dxp.shape[2]), min(pl, dxp.shape[3])
-    hi = max(0, min(h, dxp.shape[2] - pt))
-    wi = max(0, min(wd, dxp.shape[3] - pl))
+    pt, pl, hi, wi = _overlap(dx.shape, dxp.shape, pt, pl)
     dx[...] = 0
     dx[:, :, :hi, :wi] = dxp[:, :, pt:pt + hi, pl:pl + wi]
 
