@@ -228,9 +228,10 @@ def header_blocks(sources: list[Source]) -> list:
         blocks.append(Heading(3, 'Calibration (the ceilings every "% of peak" divides by)'))
         blocks.append(Table(cal, md=True))
         if any((not s.rows.empty) and (s.rows.metric == "frac_probe_bw").any() for s in sources):
-            blocks.append(Para('"% BW probe" divides by the calibration\'s in-place update timed again in the '
-                               "same rounds as each case (the bandwidth at that moment; it drifts by +-25 % "
-                               'within minutes on a shared machine); "% peak BW" by the cached ceiling above.'))
+            blocks.append(Para('"% BW probe" divides by the calibration\'s in-place update timed again in '
+                               "the same rounds as each case (the bandwidth at that moment; it drifts by "
+                               '+-25 % within minutes on a shared machine); "% peak BW" by the cached '
+                               "ceiling above."))
     return blocks
 
 
