@@ -5,8 +5,12 @@ Same decomposition as the Numba kernels: each output location is a small GEMM of
 patches (N, C*R*S) with its kernel stack W[i mod t_h, j mod t_w] (K, C*R*S). Thread-local
 patch buffers; OpenMP over output locations (forward, patch gradients), (tile pattern, K block)
 (weight gradient) and (n, c) maps (col2im). The ``im2col`` layout passes at the end serve the
-GEMM algorithm (the products run in ``dlbench.kernels.cython.gemm``). The dot products of four output channels at a time
-run in a C helper vectorised with ``omp simd`` reductions.
+GEMM algorithm (the products run in ``dlbench.kernels.cython.gemm``). float32 runs C: the
+direct forward in 4 examples x 3 channels register blocks (``dlb_direct_fwd_f``), im2col /
+col2im with the column step a compile-time constant (step 4 with short runs by 4x8 transposes).
+Elsewhere (float64, the backward) the dot products of four output channels at a time run in a C
+helper vectorised with ``omp simd`` reductions. ``pad_planes`` / ``crop_planes``: the zero padding of
+the front-ends (``dlbench.ops.local.register_padding``).
 """
 
 from cython.parallel cimport parallel, prange
