@@ -220,6 +220,17 @@ cdef extern from *:
         }
         h[2 * n] = w2 * g[n - 1];
     }
+    #ifdef __AVX2__
+    /* four dx values of a row: a0 h0 (+ a1 h1) for weighted sums, x (h0 (+ h1)) for L2 */
+    static inline __attribute__((always_inline)) __m128 dlb_row4_f(int code, long nr, const float *h0,
+                                                                   const float *h1, const float *xr, float a0, float a1) {
+        __m128 v = _mm_loadu_ps(h0);
+        if (nr == 2) v = code == 1 ? _mm_fmadd_ps(_mm_set1_ps(a1), _mm_loadu_ps(h1), _mm_mul_ps(_mm_set1_ps(a0), v))
+                                   : _mm_add_ps(v, _mm_loadu_ps(h1));
+        else if (code == 1) v = _mm_mul_ps(_mm_set1_ps(a0), v);
+        return code == 2 ? _mm_mul_ps(v, _mm_loadu_ps(xr)) : v;
+    }
+    #endif
     static inline __attribute__((always_inline)) void dlb_bwd_s2k3_maps(
             int code, const float *x, const float *y, const float *dy, float *dx, long pb, long pe, long H,
             long W, long Ho, long Wo, const long *hs, const long *ws, const long *we, const float *wr,
@@ -264,6 +275,30 @@ cdef extern from *:
                 if (nr <= 0) { for (long c = 0; c < W; c++) d[c] = 0; continue; }
                 const float *restrict h0 = hb + q0 * W;
                 float a0 = code == 1 ? wr[q0 * ldr + r - hs[q0]] : 1.0f;
+    #ifdef __AVX2__
+                if (nr <= 2 && ((unsigned long) d & 15) == 0 && (W & 3) == 0) {
+                    /* each dx row is written once: non-temporal stores (no read for ownership of
+                       the 51 MB dx; side by side 0.75-0.97x the plain stores here) */
+                    const float *restrict h1 = h0 + W;
+                    float a1 = code == 1 && nr == 2 ? wr[(q0 + 1) * ldr + r - hs[q0 + 1]] : 1.0f;
+                    long c = 0;
+                    if ((unsigned long) d & 31) {           /* to a 32-byte boundary */
+                        _mm_stream_ps(d, dlb_row4_f(code, nr, h0, h1, xr, a0, a1));
+                        c = 4;
+                    }
+                    for (; c + 8 <= W; c += 8) {
+                        __m256 v = _mm256_loadu_ps(h0 + c);
+                        if (nr == 2) v = code == 1 ? _mm256_fmadd_ps(_mm256_set1_ps(a1), _mm256_loadu_ps(h1 + c),
+                                                                     _mm256_mul_ps(_mm256_set1_ps(a0), v))
+                                                   : _mm256_add_ps(v, _mm256_loadu_ps(h1 + c));
+                        else if (code == 1) v = _mm256_mul_ps(_mm256_set1_ps(a0), v);
+                        if (code == 2) v = _mm256_mul_ps(v, _mm256_loadu_ps(xr + c));
+                        _mm256_stream_ps(d + c, v);
+                    }
+                    for (; c < W; c += 4) _mm_stream_ps(d + c, dlb_row4_f(code, nr, h0 + c, h1 + c, xr + c, a0, a1));
+                    continue;
+                }
+    #endif
                 if (nr == 1) {
                     if (code == 2) for (long c = 0; c < W; c++) d[c] = xr[c] * h0[c];
                     else for (long c = 0; c < W; c++) d[c] = a0 * h0[c];
@@ -281,6 +316,9 @@ cdef extern from *:
                 }
             }
         }
+    #ifdef __AVX2__
+        _mm_sfence();
+    #endif
     }
     /* Returns 0 (nothing done) when a thread's buffer cannot be allocated. */
     static int dlb_bwd_s2k3_maps_f(int code, const float *x, const float *y, const float *dy, float *dx,
