@@ -177,7 +177,7 @@ def _prepare(op, x, w, b, stride, padding, tiled: bool, backend: str = "numpy"):
     wp = (wo - 1) * stride[1] + s
     if pt or pl or pb or pr:
         xp = np.empty((n, c, hp, wp), dtype)
-        _PADDING.get(backend, (_pad_numpy, None))[0](np.ascontiguousarray(x), pt, pl, xp)
+        _padding(backend)[0](np.ascontiguousarray(x), pt, pl, xp)
     else:
         xp = np.ascontiguousarray(x[:, :, :hp, :wp])
     return xp, np.ascontiguousarray(w), None if b is None else np.ascontiguousarray(b), stride, pads, dtype
@@ -212,6 +212,11 @@ def _crop_numpy(dxp, pt, pl, dx):
 _PADDING: dict = {}
 
 
+def _padding(backend: str):
+    """(pad, crop) of ``backend``: its registered pair, else NumPy's."""
+    return _PADDING.get(backend, (_pad_numpy, _crop_numpy))
+
+
 def register_padding(backend: str, pad, crop) -> None:
     """Use ``pad(x, pt, pl, xp)`` / ``crop(dxp, pt, pl, dx)`` (in place, C-contiguous (N, C, H, W)
     arrays of one dtype) for ``backend``'s zero padding and its adjoint instead of NumPy's."""
@@ -222,7 +227,7 @@ def _crop(dxp, x_shape, pads, backend):
     """Gradient of the padded input -> gradient of x (rows/columns never read get zero)."""
     (pt, _), (pl, _) = pads
     dx = np.empty(x_shape, dxp.dtype)
-    _PADDING.get(backend, (None, _crop_numpy))[1](np.ascontiguousarray(dxp), pt, pl, dx)
+    _padding(backend)[1](np.ascontiguousarray(dxp), pt, pl, dx)
     return dx
 
 

@@ -172,6 +172,28 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     #endif
+    /* One channel's coefficients from its shifted sums a1 = sum (u - k), a2 = sum (u - k)^2
+       (forward) or sum g, sum g (u - k) (backward) over m values, k the shift (the channel's first
+       value): forward y = cb (x - k) + cd, o1 = mean, o2 = biased variance; backward
+       dx = ca dy + cb (x - k) + cd, o1 = dgamma, o2 = dbeta. */
+    static inline __attribute__((always_inline)) void dlb_bn_coef(
+            int backward, double a1, double a2, double k, double m, double eps, double gamma, double beta,
+            double mean, double invstd, double *o1, double *o2, float *ca, float *cb, float *cd) {
+        if (!backward) {
+            double dm = a1 / m, vr = a2 / m - dm * dm, b;
+            vr = vr > 0 ? vr : 0;
+            *o1 = k + dm;
+            *o2 = vr;
+            b = gamma / sqrt(vr + eps);
+            *ca = 0; *cb = (float) b; *cd = (float) (beta - b * dm);
+        } else {
+            double kmu = k - mean, q2 = a2 + kmu * a1, inv = invstd;
+            double a = gamma * inv, b = -a * inv * inv * q2 / m;
+            *o1 = q2 * inv;
+            *o2 = a1;
+            *ca = (float) a; *cb = (float) b; *cd = (float) (-a * a1 / m + b * kmu);
+        }
+    }
     /* Dense (N, D) float32 training forward (backward = 0) or backward (1), eq. 8.35-8.37, in
        three contiguous phases (rows are read in memory order; a column-tile walk with D-strided
        rows defeats the prefetchers and, at power-of-two D, maps a whole tile onto a few L2 sets):
@@ -246,23 +268,11 @@ cdef extern from *:
             }
             #pragma omp barrier
             for (long c = D * id / nt; c < D * (id + 1) / nt; c++) {
-                double a1 = 0, a2 = 0, kc = k[c];
+                double a1 = 0, a2 = 0;
                 for (long t = 0; t < nt; t++) { a1 += S[2 * t * D + c]; a2 += S[(2 * t + 1) * D + c]; }
-                if (!backward) {
-                    double dm = a1 / m, vr = a2 / m - dm * dm, b;
-                    vr = vr > 0 ? vr : 0;
-                    o1[c] = kc + dm;
-                    o2[c] = vr;
-                    b = gamma[c] / sqrt(vr + eps);
-                    coef[D + c] = (float) b; coef[2 * D + c] = (float) (beta[c] - b * dm);
-                } else {
-                    double kmu = kc - (double) mean[c], q2 = a2 + kmu * a1, inv = invstd[c];
-                    double a = gamma[c] * inv, b = -a * inv * inv * q2 / m;
-                    o1[c] = q2 * inv;
-                    o2[c] = a1;
-                    coef[c] = (float) a; coef[D + c] = (float) b;
-                    coef[2 * D + c] = (float) (-a * a1 / m + b * kmu);
-                }
+                dlb_bn_coef(backward, a1, a2, k[c], m, eps, gamma[c], backward ? 0.0 : beta[c],
+                            backward ? mean[c] : 0.0, backward ? invstd[c] : 0.0, o1 + c, o2 + c, coef + c,
+                            coef + D + c, coef + 2 * D + c);
             }
             #pragma omp barrier
             const float *restrict ca = coef, *restrict cb = coef + D, *restrict cd = coef + 2 * D;
@@ -333,20 +343,9 @@ cdef extern from *:
                 double a1 = 0, a2 = 0, k = x[c * L];
                 for (long t = 0; t < nt; t++) { a1 += S[2 * t * C + c]; a2 += S[(2 * t + 1) * C + c]; }
                 coef[3 * C + c] = (float) k;
-                if (!backward) {
-                    double dm = a1 / m, vr = a2 / m - dm * dm, b;
-                    vr = vr > 0 ? vr : 0;
-                    o1[c] = k + dm;
-                    o2[c] = vr;
-                    b = gamma[c] / sqrt(vr + eps);
-                    coef[c] = 0; coef[C + c] = (float) b; coef[2 * C + c] = (float) (beta[c] - b * dm);
-                } else {
-                    double kmu = k - (double) mean[c], q2 = a2 + kmu * a1, inv = invstd[c];
-                    double a = gamma[c] * inv, b = -a * inv * inv * q2 / m;
-                    o1[c] = q2 * inv;
-                    o2[c] = a1;
-                    coef[c] = (float) a; coef[C + c] = (float) b; coef[2 * C + c] = (float) (-a * a1 / m + b * kmu);
-                }
+                dlb_bn_coef(backward, a1, a2, k, m, eps, gamma[c], backward ? 0.0 : beta[c],
+                            backward ? mean[c] : 0.0, backward ? invstd[c] : 0.0, o1 + c, o2 + c, coef + c,
+                            coef + C + c, coef + 2 * C + c);
             }
             #pragma omp barrier
             for (long n = e0; n < e1; n++)

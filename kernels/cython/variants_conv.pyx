@@ -84,7 +84,7 @@ cdef extern from *:
        by four 4x8 transposes into D_o = row[o + 4 jb] (o = 0..3); offset o's run is D_(o mod 4),
        moved one lane for o >= 4, and is written with one 8-wide store (its extra lanes land on
        the next runs of the same cols row, written right after; the runs within 8 floats of the
-       end of a job's piece of the row are stored element by element). One job per (t_i, c, n) writes every t_j: the strided runs of 7 each cost ~18
+       end of a job's piece of the row are stored in 4 + 2 + 1 lanes). One job per (t_i, c, n) writes every t_j: the strided runs of 7 each cost ~18
        cycles of loop overhead before. Rows whose 32-float load would leave xp go the scalar way. */
     static inline __attribute__((always_inline)) void dlb_store_run(float *dst, __m256 v, long bb, int last) {
         if (!last) { _mm256_storeu_ps(dst, v); return; }
@@ -516,6 +516,15 @@ def col2im_direct(const real[:, :, ::1] dcols, int sh, int sw, int R, int S, int
 
 
 # ---------------------------------------------------------------- zero padding and its adjoint
+cdef (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) overlap(Py_ssize_t H, Py_ssize_t W, Py_ssize_t Hp,
+                                                             Py_ssize_t Wp, Py_ssize_t pt, Py_ssize_t pl):
+    """(top, left, rows, cols): x[:, :, :rows, :cols] sits at xp[:, :, top:top + rows, left:left + cols]
+    (pads clipped to xp; as ``dlbench.ops.local._overlap``)."""
+    pt = min(max(pt, 0), Hp)
+    pl = min(max(pl, 0), Wp)
+    return pt, pl, max(0, min(H, Hp - pt)), max(0, min(W, Wp - pl))
+
+
 def pad_planes(const real[:, :, :, ::1] x, Py_ssize_t pt, Py_ssize_t pl, real[:, :, :, ::1] xp):
     """xp[n, c, pt + i, pl + j] = x[n, c, i, j] where it fits, zero elsewhere (the zero-padded
     input of the convolution front-ends; x rows/columns beyond xp are dropped). OpenMP over the
@@ -525,10 +534,7 @@ def pad_planes(const real[:, :, :, ::1] x, Py_ssize_t pt, Py_ssize_t pl, real[:,
     cdef Py_ssize_t Hp = xp.shape[2], Wp = xp.shape[3], hi, wi, job, i
     cdef real *dst
     cdef const real *src
-    pt = min(max(pt, 0), Hp)
-    pl = min(max(pl, 0), Wp)
-    hi = max(0, min(H, Hp - pt))
-    wi = max(0, min(W, Wp - pl))
+    pt, pl, hi, wi = overlap(H, W, Hp, Wp, pt, pl)
     for job in prange(N * C, nogil=True, schedule="static"):
         dst = &xp[0, 0, 0, 0] + job * Hp * Wp
         src = &x[0, 0, 0, 0] + job * H * W
@@ -547,10 +553,7 @@ def crop_planes(const real[:, :, :, ::1] dxp, Py_ssize_t pt, Py_ssize_t pl, real
     cdef Py_ssize_t Hp = dxp.shape[2], Wp = dxp.shape[3], hi, wi, job, i
     cdef real *dst
     cdef const real *src
-    pt = min(max(pt, 0), Hp)
-    pl = min(max(pl, 0), Wp)
-    hi = max(0, min(H, Hp - pt))
-    wi = max(0, min(W, Wp - pl))
+    pt, pl, hi, wi = overlap(H, W, Hp, Wp, pt, pl)
     for job in prange(N * C, nogil=True, schedule="static"):
         dst = &dx[0, 0, 0, 0] + job * H * W
         src = &dxp[0, 0, 0, 0] + job * Hp * Wp

@@ -68,7 +68,7 @@ cdef extern from *:
        columns [0, 2n] only. The vertical
        reduce stays in registers (no row buffer) and the even/odd columns are split with two
        shuffles: ~10 cycles per 8 outputs, so the pass runs at the memory's pace. Returns 0 when
-       the case is not covered (no AVX2 or n < 8): the caller takes the generic passes. */
+       the case is not covered (no AVX2 or n < 8): the caller computes those windows one by one. */
     #ifdef __AVX2__
     static inline __m256 dlb_even8(__m256 lo, __m256 hi) {
         __m256 t = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
@@ -138,12 +138,7 @@ cdef extern from *:
         }
         return code == 1 ? a : sqrtf(a);
     }
-    /* The whole forward of a plan whose interior run has stride 2 and 3 columns and whose
-       windows span <= 3 rows (3x3/s2 pooling, float32, AVX2). OpenMP over pairs of maps: each
-       thread walks maps q and q + ceil(P/2) row by row, with software prefetch ahead of both, so
-       two independent read streams per core keep more DRAM requests in flight (measured on 1024
-       maps of 112^2: 2.2 -> 1.9 ms, 1.09x a read-only pass of x). Kept in C: the same loop
-       through Cython's prange ran 2x slower (per-row overhead). */
+    /* The arguments of the fused 3x3/s2 forward (see dlb_fwd_s2k3_maps_f). */
     #define DLB_S2K3_ARGS const float *x, float *y, long P, long H, long W, long Ho, long Wo,    \\
         const long *hs, const long *he, const long *ws, const long *we, const float *wr, long ldr, \\
         const float *wc, long ldc, long o0, long o1
@@ -161,10 +156,12 @@ cdef extern from *:
                     const float *row = x + (p * H + r0) * W;
                     float *yr = y + (p * Ho + oy) * Wo;
                     dlb_prefetch(&pf[t], (const char *) (x + (p * H + r1 - 1) * W));
-                    dlb_fwd_s2k3_f(code, row + ws[o0], W, r1 - r0, wro, wc + o0 * ldc, yr + o0, o1 - o0);
+                    /* the interior run fused (when it is not covered, its windows one at a time) */
+                    long f1 = dlb_fwd_s2k3_f(code, row + ws[o0], W, r1 - r0, wro, wc + o0 * ldc, yr + o0,
+                                             o1 - o0) ? o1 : o0;
                     for (long ox = 0; ox < o0; ox++)
                         yr[ox] = dlb_window2d_f(code, row, W, r1 - r0, wro, wc + ox * ldc, ws[ox], we[ox]);
-                    for (long ox = o1; ox < Wo; ox++)
+                    for (long ox = f1; ox < Wo; ox++)
                         yr[ox] = dlb_window2d_f(code, row, W, r1 - r0, wro, wc + ox * ldc, ws[ox], we[ox]);
                 }
             }
@@ -221,15 +218,19 @@ cdef extern from *:
         h[2 * n] = w2 * g[n - 1];
     }
     #ifdef __AVX2__
-    /* four dx values of a row: a0 h0 (+ a1 h1) for weighted sums, x (h0 (+ h1)) for L2 */
-    static inline __attribute__((always_inline)) __m128 dlb_row4_f(int code, long nr, const float *h0,
-                                                                   const float *h1, const float *xr, float a0, float a1) {
-        __m128 v = _mm_loadu_ps(h0);
-        if (nr == 2) v = code == 1 ? _mm_fmadd_ps(_mm_set1_ps(a1), _mm_loadu_ps(h1), _mm_mul_ps(_mm_set1_ps(a0), v))
-                                   : _mm_add_ps(v, _mm_loadu_ps(h1));
-        else if (code == 1) v = _mm_mul_ps(_mm_set1_ps(a0), v);
-        return code == 2 ? _mm_mul_ps(v, _mm_loadu_ps(xr)) : v;
+    /* four (dlb_row4_f) or eight (dlb_row8_f) dx values of a row: a0 h0 (+ a1 h1) for weighted
+       sums, x (h0 (+ h1)) for L2; P is the intrinsics' prefix */
+    #define DLB_ROW(NAME, V, P)                                                                     \
+    static inline __attribute__((always_inline)) V NAME(int code, long nr, const float *h0,          \
+            const float *h1, const float *xr, float a0, float a1) {                                  \
+        V v = P##_loadu_ps(h0);                                                                      \
+        if (nr == 2) v = code == 1 ? P##_fmadd_ps(P##_set1_ps(a1), P##_loadu_ps(h1),                \
+                                                  P##_mul_ps(P##_set1_ps(a0), v))                    \
+                                   : P##_add_ps(v, P##_loadu_ps(h1));                                \
+        else if (code == 1) v = P##_mul_ps(P##_set1_ps(a0), v);                                      \
+        return code == 2 ? P##_mul_ps(v, P##_loadu_ps(xr)) : v;                                      \
     }
+    DLB_ROW(dlb_row4_f, __m128, _mm) DLB_ROW(dlb_row8_f, __m256, _mm256)
     #endif
     static inline __attribute__((always_inline)) void dlb_bwd_s2k3_maps(
             int code, const float *x, const float *y, const float *dy, float *dx, long pb, long pe, long H,
@@ -286,15 +287,8 @@ cdef extern from *:
                         _mm_stream_ps(d, dlb_row4_f(code, nr, h0, h1, xr, a0, a1));
                         c = 4;
                     }
-                    for (; c + 8 <= W; c += 8) {
-                        __m256 v = _mm256_loadu_ps(h0 + c);
-                        if (nr == 2) v = code == 1 ? _mm256_fmadd_ps(_mm256_set1_ps(a1), _mm256_loadu_ps(h1 + c),
-                                                                     _mm256_mul_ps(_mm256_set1_ps(a0), v))
-                                                   : _mm256_add_ps(v, _mm256_loadu_ps(h1 + c));
-                        else if (code == 1) v = _mm256_mul_ps(_mm256_set1_ps(a0), v);
-                        if (code == 2) v = _mm256_mul_ps(v, _mm256_loadu_ps(xr + c));
-                        _mm256_stream_ps(d + c, v);
-                    }
+                    for (; c + 8 <= W; c += 8)
+                        _mm256_stream_ps(d + c, dlb_row8_f(code, nr, h0 + c, h1 + c, xr + c, a0, a1));
                     for (; c < W; c += 4) _mm_stream_ps(d + c, dlb_row4_f(code, nr, h0 + c, h1 + c, xr + c, a0, a1));
                     continue;
                 }
@@ -586,8 +580,6 @@ cdef extern from *:
     void dlb_fwd_s2k3_maps_f(int code, const float *x, float *y, long P, long H, long W, long Ho, long Wo,
                              const long *hs, const long *he, const long *ws, const long *we, const float *wr,
                              long ldr, const float *wc, long ldc, long o0, long o1) nogil
-    int dlb_fwd_s2k3_f(int code, const float *x, long ld, long nr, const float *wr, const float *wc,
-                       float *y, long n) nogil
     void dlb_vfwd_f(int code, const float *x, long ld, long nr, const float *w, float *v, long W) nogil
     void dlb_vfwd_d(int code, const double *x, long ld, long nr, const double *w, double *v, long W) nogil
     void dlb_hfwd_f(int code, const float *v, float *y, long n, long s, long k, const float *w) nogil
