@@ -185,3 +185,22 @@ def test_auto_equals_reference_and_records_choice(backend):
     again = ops.conv2d(x, w, padding=1, groups=2, backend=backend)     # cached: same choice
     assert autotune.last_record("conv2d")["source"] in ("cache", "single")
     assert np.max(np.abs(again - ref)) <= 1e-4 * math.sqrt(18)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_conv1d_algorithm_adds_the_bias_when_no_padding_column_is_dropped(backend):
+    """Grouped conv1d, 3 samples, kernel 2, no padding: kn2row's valid-position view of its wide
+    output is then C-contiguous and was returned read-only, so the bias add failed."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((1, 2, 3)), rng.standard_normal((2, 1, 2)), rng.standard_normal(2)
+    want = ops.conv1d(x, w, b, groups=2, backend="numpy")
+    algorithms = {k.algorithm for k in find_kernels(op="conv1d", backend=backend)}
+    assert "kn2row" in algorithms
+    for algorithm in sorted(algorithms):
+        try:
+            got = ops.conv1d(x, w, b, groups=2, backend=backend, algorithm=algorithm)
+        except ValueError as e:
+            if "cannot run this problem" in str(e):
+                continue                      # the algorithm's constraints exclude this problem
+            raise
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -361,12 +361,14 @@ def _kn2row_geometry(x5_shape, out, kernel, dilation):
 
 
 def _valid_view(wide, out, hp, wp):
-    """The (N, K, O, P, Q) valid positions of a flattened wide output (a strided view)."""
+    """The (N, K, O, P, Q) valid positions of a flattened wide output (a strided view). The
+    positions are distinct, so the view is writeable: when it happens to be C-contiguous (no
+    padding column to drop), ``np.ascontiguousarray`` returns it as the op's output, which
+    callers add the bias to in place."""
     o_, p_, q_ = out
     it = wide.itemsize
     return np.lib.stride_tricks.as_strided(wide, shape=wide.shape[:2] + tuple(out),
-                                           strides=wide.strides[:2] + (hp * wp * it, wp * it, it),
-                                           writeable=False)
+                                           strides=wide.strides[:2] + (hp * wp * it, wp * it, it))
 
 
 def kn2row_forward(P, x, w, stride, padding, dilation, groups):
