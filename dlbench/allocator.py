@@ -20,7 +20,9 @@ import ctypes
 import ctypes.util
 import platform
 
-__all__ = ["keep_freed_memory", "M_TRIM_THRESHOLD", "M_MMAP_THRESHOLD"]
+import numpy as np
+
+__all__ = ["keep_freed_memory", "empty_aligned", "M_TRIM_THRESHOLD", "M_MMAP_THRESHOLD"]
 
 M_TRIM_THRESHOLD = -1   # glibc <malloc.h>
 M_MMAP_THRESHOLD = -3
@@ -55,3 +57,19 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30, keep_bytes: int = 2**31 - 
         return {"policy": "default", "reason": f"mallopt refused (mmap: {ok_mmap}, trim: {ok_trim})"}
     _applied = {"policy": "reuse-freed", "mmap_threshold": mmap_t, "trim_threshold": trim_t}
     return dict(_applied)
+
+
+def empty_aligned(shape, dtype, align: int = 64) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``align``-byte boundary (a cache
+    line by default; NumPy only promises 16). Kernels that write whole rows with non-temporal
+    stores need it: their 32-byte stores must be aligned, and a row that starts mid-line leaves
+    partial lines in the write-combining buffers. The extra ``align`` bytes come from the same
+    allocation, which the returned view keeps alive."""
+    dtype = np.dtype(dtype)
+    if align <= 0 or align & (align - 1) or align % dtype.itemsize:
+        raise ValueError(f"empty_aligned: align must be a power of two and a multiple of the item size "
+                         f"({dtype.itemsize}), got {align}")
+    n = int(np.prod(shape, dtype=np.int64))
+    raw = np.empty(n * dtype.itemsize + align, np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)

@@ -7,7 +7,7 @@ import resource
 import numpy as np
 import pytest
 
-from dlbench.allocator import keep_freed_memory
+from dlbench.allocator import empty_aligned, keep_freed_memory
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
@@ -50,3 +50,21 @@ def test_keep_freed_memory_rejects_bad_thresholds(monkeypatch):
     monkeypatch.setattr(al, "_applied", None)
     with pytest.raises(ValueError, match="thresholds"):
         al.keep_freed_memory(threshold_bytes=0)
+
+
+@pytest.mark.parametrize("dtype,align", [("float32", 64), ("float64", 32), ("int64", 4096)])
+@pytest.mark.parametrize("shape", [(0,), (3, 5), (2, 3, 7, 9)])
+def test_empty_aligned_starts_on_the_boundary(shape, dtype, align):
+    a = empty_aligned(shape, dtype, align)
+    assert a.shape == shape and a.dtype == np.dtype(dtype)
+    assert a.flags["C_CONTIGUOUS"] and a.flags["WRITEABLE"]
+    if a.size:
+        assert a.ctypes.data % align == 0
+        a[...] = 1                               # the whole view is writable memory
+        assert a.sum() == a.size
+
+
+@pytest.mark.parametrize("align", [0, 24, 2])
+def test_empty_aligned_rejects_bad_alignments(align):
+    with pytest.raises(ValueError, match="align must be"):
+        empty_aligned((4,), "float32", align)

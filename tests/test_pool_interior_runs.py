@@ -52,3 +52,41 @@ def test_3x3_stride2_fused_path_matches_reference(backend, kind, hw, pad, ceil_m
     args = (kind, 3, 2, pad, ceil_mode, 1.0)
     np.testing.assert_allclose(ops.pool2d(x, *args, backend=backend), ops.pool2d(x, *args, backend="numpy"),
                                **TOL["float32"])
+
+
+@pytest.mark.parametrize("kind", ["avg", "l2", "gaussian"])
+@pytest.mark.parametrize("size,stride,pad,ceil_mode", [(3, 2, 1, False), (3, 2, 0, True), (2, 2, 0, False),
+                                                       (2, 2, 1, True), (4, 2, 1, False), (2, 3, 0, False),
+                                                       (3, 1, 1, False)])
+@pytest.mark.parametrize("hw", [(9, 16), (14, 32), (6, 112)])
+def test_16_column_block_backward_matches_reference(kind, size, stride, pad, ceil_mode, hw):
+    """float32 weighted-sum / L2 backward on widths that are multiples of 16: the cython backend's
+    block path (uncovered rows and columns, windows clipped by the padding, the smaller last
+    region) or, where the plan does not fit it, the buffered path; dx always equals the reference."""
+    if not backend_status("cython").available:
+        pytest.skip(backend_status("cython").reason)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3) + hw).astype(np.float32)
+    args = (kind, size, stride, pad, ceil_mode, 1.0)
+    y = ops.pool2d(x, *args, backend="numpy")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    yl2 = y if kind == "l2" else None
+    dx = ops.pool2d_backward(dy, x, *args, y=yl2, backend="cython")
+    assert dx.ctypes.data % 64 == 0
+    ref = ops.pool2d_backward(dy, x, *args, y=yl2, backend="numpy")
+    np.testing.assert_allclose(dx, ref, **TOL["float32"])
+
+
+@pytest.mark.parametrize("kind", ["avg", "l2", "gaussian"])
+def test_resnet_pooling_backward_takes_the_block_path(kind):
+    """The suite's 3x3/s2/pad-1 pooling of 112-wide maps fits the 16-column block plan; a 3x3/s1
+    plan (a column covered by three windows) does not."""
+    if not backend_status("cython").available:
+        pytest.skip(backend_status("cython").reason)
+    from dlbench.kernels.cython import variants_pool
+    from dlbench.kernels.reference.pool import region_plan
+
+    plan = region_plan((112, 112), kind, (3, 3), (2, 2), ((1, 1), (1, 1)), (56, 56), 1.0, np.float32)
+    assert variants_pool.block_plan_applies(plan.ws, plan.we, plan.wc, plan.code, 112)
+    plan = region_plan((32, 32), kind, (3, 3), (1, 1), ((1, 1), (1, 1)), (32, 32), 1.0, np.float32)
+    assert not variants_pool.block_plan_applies(plan.ws, plan.we, plan.wc, plan.code, 32)

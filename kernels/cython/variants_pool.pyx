@@ -16,6 +16,11 @@ and adaptive plan): per map, each dy row is first spread horizontally into a buf
 then each dx row is written once as sum_oy wr[oy, r - hs[oy]] H[oy] over the output rows
 covering it (L2: times x), so dx needs no zeroing pass and no read-modify-write. Max routes dy
 to the first (row-major) maximum of each window. OpenMP over the feature maps.
+
+float32 weighted sums / L2 whose dx rows are 16-column multiples (and at most 2 dy rows deep) skip
+the buffer: each 16-column block of a dx row is an interleave of two weighted combinations of the
+row-combined dy (``dlb_bwd_blocks_f``, weights from ``block_plan``), written with non-temporal
+stores as soon as it is computed.
 """
 
 from cython.parallel cimport parallel, prange
@@ -342,6 +347,104 @@ cdef extern from *:
         return ok;
     }
 
+    /* Backward of weighted sums / L2 (3x3/s2-like separable plans, float32, AVX2), straight into
+       dx: every dx row r is sum_q a_q G[lo[r] + q] (nr = 1 or 2 dy rows, row weights a_q) spread
+       over the columns, and each 16-column block of the row is, per lane i and parity e,
+       dx[16 b + 2 i + e] = A_e[i] V[base_b + i] + B_e[i] V[base_b + i + 1] (V the row-combined
+       dy, A/B the column weights of the windows covering the column, built by `block_plan`).
+       The blocks are written with non-temporal stores as soon as they are computed: no row
+       buffer, so the only stores are dx's (a buffer written and read back put ordinary stores
+       in the store queue behind the non-temporal ones). G = dy / y for L2 (0 where y == 0). */
+    #ifdef __AVX2__
+    static inline __attribute__((always_inline)) void dlb_bwd_blocks_maps(
+            int code, const float *x, const float *y, const float *dy, float *dx, long pb, long pe,
+            long H, long W, long Ho, long Wo, const long *hs, const float *wr, long ldr, const long *lo,
+            const long *hi, const long *base, const float *wv, const int *mask, float *gb) {
+        long nb = W / 16;
+        const char *pfx = 0, *pfg = 0;
+        for (long p = pb; p < pe; p++) {
+            const float *gp = dy + p * Ho * Wo;
+            if (code == 2) {
+                const float *yp = y + p * Ho * Wo;
+                long o = 0;
+                for (; o + 8 <= Ho * Wo; o += 8) {
+                    __m256 yv = _mm256_loadu_ps(yp + o), zero = _mm256_setzero_ps();
+                    __m256 nz = _mm256_cmp_ps(yv, zero, _CMP_NEQ_OQ);
+                    __m256 q = _mm256_div_ps(_mm256_loadu_ps(gp + o), _mm256_blendv_ps(_mm256_set1_ps(1.0f), yv, nz));
+                    _mm256_storeu_ps(gb + o, _mm256_and_ps(q, nz));
+                }
+                for (; o < Ho * Wo; o++) gb[o] = yp[o] != 0 ? gp[o] / yp[o] : 0;
+                gp = gb;
+            }
+            for (long r = 0; r < H; r++) {
+                long q0 = lo[r], nr = hi[r] - q0;
+                float *d = dx + (p * H + r) * W;
+                const float *xr = x + (p * H + r) * W;
+                if (code == 2) dlb_prefetch(&pfx, (const char *) xr);
+                else dlb_prefetch(&pfg, (const char *) (gp + q0 * Wo));
+                if (nr <= 0) {
+                    for (long c = 0; c < W; c += 8) _mm256_stream_ps(d + c, _mm256_setzero_ps());
+                    continue;
+                }
+                const float *g0 = gp + q0 * Wo, *g1 = nr > 1 ? g0 + Wo : g0;
+                __m256 a0 = _mm256_set1_ps(code == 1 ? wr[q0 * ldr + r - hs[q0]] : 1.0f);
+                __m256 a1 = _mm256_set1_ps(nr < 2 ? 0.0f : code == 1 ? wr[(q0 + 1) * ldr + r - hs[q0 + 1]] : 1.0f);
+                for (long b = 0; b < nb; b++) {
+                    const float *w = wv + b * 32;
+                    __m256i m0 = _mm256_loadu_si256((const __m256i *) (mask + b * 16));
+                    __m256i m1 = _mm256_loadu_si256((const __m256i *) (mask + b * 16 + 8));
+                    long bs = base[b];
+                    __m256 v0 = _mm256_fmadd_ps(a1, _mm256_maskload_ps(g1 + bs, m0),
+                                                _mm256_mul_ps(a0, _mm256_maskload_ps(g0 + bs, m0)));
+                    __m256 v1 = _mm256_fmadd_ps(a1, _mm256_maskload_ps(g1 + bs + 1, m1),
+                                                _mm256_mul_ps(a0, _mm256_maskload_ps(g0 + bs + 1, m1)));
+                    __m256 E = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8), v1, _mm256_mul_ps(_mm256_loadu_ps(w), v0));
+                    __m256 O = _mm256_fmadd_ps(_mm256_loadu_ps(w + 24), v1, _mm256_mul_ps(_mm256_loadu_ps(w + 16), v0));
+                    __m256 l = _mm256_unpacklo_ps(E, O), u = _mm256_unpackhi_ps(E, O);
+                    __m256 r0 = _mm256_permute2f128_ps(l, u, 0x20), r1 = _mm256_permute2f128_ps(l, u, 0x31);
+                    if (code == 2) {
+                        r0 = _mm256_mul_ps(r0, _mm256_loadu_ps(xr + 16 * b));
+                        r1 = _mm256_mul_ps(r1, _mm256_loadu_ps(xr + 16 * b + 8));
+                    }
+                    _mm256_stream_ps(d + 16 * b, r0);
+                    _mm256_stream_ps(d + 16 * b + 8, r1);
+                }
+            }
+        }
+    }
+    #endif
+    /* Returns 0 (nothing done) without AVX2, or when dx's rows are not 32-byte aligned, or when a
+       thread's buffer cannot be allocated. */
+    static int dlb_bwd_blocks_f(int code, const float *x, const float *y, const float *dy, float *dx, long P,
+                                long H, long W, long Ho, long Wo, const long *hs, const float *wr, long ldr,
+                                const long *lo, const long *hi, const long *base, const float *wv,
+                                const int *mask) {
+    #ifdef __AVX2__
+        if (((unsigned long) dx & 31) || W % 16) return 0;
+        int ok = 1;
+        #pragma omp parallel reduction(&& : ok)
+        {
+            long nt = 1, id = 0;
+    #ifdef _OPENMP
+            nt = omp_get_num_threads();
+            id = omp_get_thread_num();
+    #endif
+            long pb = P * id / nt, pe = P * (id + 1) / nt;
+            float *gb = code == 2 ? (float *) malloc(Ho * Wo * sizeof(float)) : 0;
+            if (code == 2 && !gb) ok = 0;
+            else if (code == 1)
+                dlb_bwd_blocks_maps(1, x, y, dy, dx, pb, pe, H, W, Ho, Wo, hs, wr, ldr, lo, hi, base, wv, mask, gb);
+            else
+                dlb_bwd_blocks_maps(2, x, y, dy, dx, pb, pe, H, W, Ho, Wo, hs, wr, ldr, lo, hi, base, wv, mask, gb);
+            free(gb);
+        }
+        _mm_sfence();
+        return ok;
+    #else
+        return 0;
+    #endif
+    }
+
 
     /* Means of the R rows (length L) of x, float32: rows in groups of 8, each summed in a vector
        register, the 8 vectors reduced together by a tree of horizontal adds (one reduction per
@@ -577,6 +680,9 @@ cdef extern from *:
                             long W, long Ho, long Wo, const long *hs, const long *ws, const long *we,
                             const float *wr, long ldr, const float *wc, long ldc, const long *lo,
                             const long *hi, long o0, long o1) nogil
+    int dlb_bwd_blocks_f(int code, const float *x, const float *y, const float *dy, float *dx, long P, long H,
+                         long W, long Ho, long Wo, const long *hs, const float *wr, long ldr, const long *lo,
+                         const long *hi, const long *base, const float *wv, const int *mask) nogil
     void dlb_fwd_s2k3_maps_f(int code, const float *x, float *y, long P, long H, long W, long Ho, long Wo,
                              const long *hs, const long *he, const long *ws, const long *we, const float *wr,
                              long ldr, const float *wc, long ldc, long o0, long o1) nogil
@@ -854,6 +960,45 @@ cdef bint row_cover(const long[::1] hs, const long[::1] he, Py_ssize_t H, long[:
     return True
 
 
+cdef bint block_plan(const long[::1] ws, const long[::1] we, const real[:, ::1] wc, int code, Py_ssize_t W,
+                     long[::1] base, float[:, :, ::1] wv, int[:, ::1] mask):
+    """The 16-column blocks of ``dlb_bwd_blocks_f`` (W % 16 == 0): block b's columns 16 b + 2 i + e
+    take A_e[i] V[base + i] + B_e[i] V[base + i + 1], base = the first window covering column
+    16 b; wv[b] = (A_0, B_0, A_1, B_1) sums the column weights of the windows covering each
+    column, mask[b] = the lanes whose V[base + i] (0:8) and V[base + i + 1] (8:16) exist. False
+    when some column is covered by a window outside {base + i, base + i + 1} (or the column
+    window bounds decrease): the caller takes another path."""
+    cdef Py_ssize_t Wo = ws.shape[0], nb = W // 16, b, i, e, c, ox, k, bs
+    cdef long[::1] clo = np.empty(W, np.int64)
+    cdef long[::1] chi = np.empty(W, np.int64)
+    if W % 16 or nb == 0 or not row_cover(ws, we, W, clo, chi):
+        return False
+    wv[:, :, :] = 0
+    for b in range(nb):
+        bs = clo[16 * b]
+        base[b] = bs
+        for i in range(8):
+            mask[b, i] = -1 if 0 <= bs + i < Wo else 0
+            mask[b, 8 + i] = -1 if 0 <= bs + i + 1 < Wo else 0
+            for e in range(2):
+                c = 16 * b + 2 * i + e
+                for ox in range(clo[c], chi[c]):
+                    k = ox - bs - i
+                    if k < 0 or k > 1:
+                        return False
+                    wv[b, 2 * e + k, i] += <float> (wc[ox, c - ws[ox]] if code == 1 else 1)
+    return True
+
+
+def block_plan_applies(const long[::1] ws, const long[::1] we, const real[:, ::1] wc, int code, Py_ssize_t W):
+    """Whether ``backward``'s 16-column block path can serve these column windows (it also needs
+    float32, an AVX2 build, a 32-byte aligned dx and <= 2 dy rows per dx row); a test hook."""
+    cdef Py_ssize_t nb = max(W // 16, 1)
+    cdef long[::1] base = np.empty(nb, np.int64)
+    cdef float[:, :, ::1] wv = np.empty((nb, 4, 8), np.float32)
+    cdef int[:, ::1] mask = np.empty((nb, 16), np.int32)
+    return block_plan(ws, we, wc, code, W, base, wv, mask)
+
 def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, ::1] dy, real[:, :, ::1] dx,
              const long[::1] hs, const long[::1] he, const long[::1] ws, const long[::1] we,
              const real[:, ::1] wr, const real[:, ::1] wc, int code, int nch=0):
@@ -887,7 +1032,21 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
     cdef const char *pfg
     cdef real a, yv
     cdef bint done = False
+    cdef long[::1] bbase
+    cdef float[:, :, ::1] bwv
+    cdef int[:, ::1] bmask
     if real is float:
+        if sep and P > 0 and W % 16 == 0 and DLB_HAVE_AVX2 and np.max(np.subtract(hi, lo)) <= 2:
+            bbase = np.empty(W // 16, np.int64)
+            bwv = np.empty((W // 16, 4, 8), np.float32)
+            bmask = np.empty((W // 16, 16), np.int32)
+            if block_plan(ws, we, wc, code, W, bbase, bwv, bmask):
+                with nogil:
+                    done = dlb_bwd_blocks_f(code, &x[0, 0, 0], &y[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], P, H, W,
+                                            Ho, Wo, &hs[0], &wr[0, 0], wr.shape[1], &lo[0], &hi[0], &bbase[0],
+                                            &bwv[0, 0, 0], &bmask[0, 0])
+                if done:
+                    return
         if sep and s == 2 and k == 3 and o1 - o0 >= 2 and P > 0:
             with nogil:
                 done = dlb_bwd_s2k3_maps_f(code, &x[0, 0, 0], &y[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], P, H, W, Ho,

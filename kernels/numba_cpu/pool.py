@@ -23,6 +23,7 @@ import numpy as np
 from dlbench.kernels.numba_cpu.conv import parallel_jobs
 from dlbench.kernels.reference.pool import PoolPlan, adaptive_plan, index_range_error, region_plan
 
+from dlbench.allocator import empty_aligned
 from dlbench.registry import register_kernel
 
 
@@ -280,8 +281,9 @@ def run_forward(x3, plan, out, core=None, return_indices=False):
 
 def run_backward(dy3, x3, y3, plan, core=None, indices=None, scatter=None):
     """dx (P, H, W) of a plan from dy (P, Ho, Wo); y3 (the forward output) is read by L2 only; max
-    with the forward's ``indices`` (P, Ho, Wo) only scatters dy."""
-    dx = np.empty_like(x3)
+    with the forward's ``indices`` (P, Ho, Wo) only scatters dy. dx starts on a cache line (the
+    Cython core writes its rows with aligned non-temporal stores)."""
+    dx = empty_aligned(x3.shape, x3.dtype)
     if indices is not None:
         p = x3.shape[0]
         bad = (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1),
