@@ -90,3 +90,34 @@ def test_resnet_pooling_backward_takes_the_block_path(kind):
     assert variants_pool.block_plan_applies(plan.ws, plan.we, plan.wc, plan.code, 112)
     plan = region_plan((32, 32), kind, (3, 3), (1, 1), ((1, 1), (1, 1)), (32, 32), 1.0, np.float32)
     assert not variants_pool.block_plan_applies(plan.ws, plan.we, plan.wc, plan.code, 32)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("hw,size,stride,pad", [((20, 112), 3, 2, 1), ((9, 32), 2, 2, 0), ((13, 13), 3, 2, 0),
+                                                ((11, 32), 3, 1, 1)])
+@pytest.mark.parametrize("remap", ["window", "reversed", "first", "out of range"])
+def test_max_backward_from_any_indices(backend, hw, size, stride, pad, remap):
+    """Max pooling's backward scatters dy wherever the given indices point, not only inside the
+    windows (reversed, all 0), like the reference; out-of-range ones (too large, or negative with
+    the low 32 bits in range) are counted and raise. float32 on the compiled kernels."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3) + hw).astype(np.float32)
+    args = ("max", size, stride, pad)
+    y, idx = ops.pool2d(x, *args, return_indices=True, backend=backend)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    if remap == "reversed":
+        idx = hw[0] * hw[1] - 1 - idx
+    elif remap == "first":
+        idx = np.zeros_like(idx)
+    elif remap == "out of range":
+        idx = idx.copy()
+        idx[1, 2, 0, 0], idx[0, 1, -1, -1] = hw[0] * hw[1], -(2**32) + 5
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, H\*W\).*: 2 do not"):
+            ops.pool2d_backward(dy, x, *args, indices=idx, backend=backend)
+        return
+    dx = ops.pool2d_backward(dy, x, *args, indices=idx, backend=backend)
+    np.testing.assert_allclose(dx, ops.pool2d_backward(dy, x, *args, indices=idx, backend="numpy"),
+                               **TOL["float32"])
+    adx = ops.adaptive_pool2d_backward(dy, x, y.shape[2:], "max", indices=idx, backend=backend)
+    np.testing.assert_allclose(adx, ops.adaptive_pool2d_backward(dy, x, y.shape[2:], "max", indices=idx,
+                                                                 backend="numpy"), **TOL["float32"])
