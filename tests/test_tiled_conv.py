@@ -189,8 +189,8 @@ def test_bad_arguments_raise_value_error():
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("t,stride,hw", [(1, 1, 9), (2, 1, 10), (2, 2, 15), (4, 1, 12), (3, 2, 11),
-                                         (1, 3, 13), (2, 3, 16)])
+@pytest.mark.parametrize("t,stride,hw", [(1, 1, 9), (2, 1, 10), (2, 1, 14), (2, 2, 15), (4, 1, 12),
+                                         (3, 2, 11), (1, 3, 13), (2, 3, 16)])
 def test_tiled_im2col_column_steps_float32(backend, t, stride, hw):
     """The float32 layout passes (im2col, col2im) have code per column step t_w * s_w (1, 2, 4,
     any): each against the reference, forward and all gradients, with padding 1 and n > 1."""
@@ -219,3 +219,17 @@ def test_float32_direct_register_blocks(backend, tiles):
                             backend="numpy", algorithm="direct")
     got = ops.tiled_conv2d(x, w, b, 1, 1, backend=backend, algorithm="direct")
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("kernel,hw", [((3, 1), 14), ((2, 2), 13), ((1, 3), 12), ((3, 3), 30)])
+def test_tiled_im2col_step2_kernel_widths_float32(backend, kernel, hw):
+    """2 x 2 tiles at stride 1 (column step 2): kernel widths 1-3 (the split rows' offsets 0-3),
+    runs of up to 7 and longer ones (the generic loop), rows near the end of x (scalar)."""
+    rng = np.random.default_rng(hw)
+    x = rng.standard_normal((3, 2, hw, hw)).astype(np.float32)
+    r, s = kernel
+    w = rng.standard_normal((2, 2, 4, 2, r, s)).astype(np.float32)
+    pad = ((r - 1) // 2, (s - 1) // 2)
+    y = ops.tiled_conv2d(x, w, None, 1, pad, backend=backend, algorithm="im2col")
+    np.testing.assert_allclose(y, ops.tiled_conv2d(x, w, None, 1, pad, backend="numpy"), **TOL["float32"])
