@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import platform
 
 import numpy as np
@@ -69,7 +70,7 @@ def empty_aligned(shape, dtype, align: int = 64) -> np.ndarray:
     if align <= 0 or align & (align - 1) or align % dtype.itemsize:
         raise ValueError(f"empty_aligned: align must be a power of two and a multiple of the item size "
                          f"({dtype.itemsize}), got {align}")
-    n = int(np.prod(shape, dtype=np.int64))
-    raw = np.empty(n * dtype.itemsize + align, np.uint8)
-    start = -raw.ctypes.data % align
-    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    start = -raw.__array_interface__["data"][0] % align     # (ndarray.ctypes costs ~10 us)
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
