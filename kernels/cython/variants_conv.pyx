@@ -93,13 +93,19 @@ cdef extern from *:
         if (bb & 2) { _mm_storel_pi((__m64 *) dst, h); dst += 2; h = _mm_movehl_ps(h, h); }
         if (bb & 1) _mm_store_ss(dst, h);
     }
-    static int dlb_im2col_step4_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th,
-                                  long tw, long R, long S, long a, long bb, float *cols) {
+    /* Column step 2 (t_w s_w = 2, offsets <= 3: 2 x 2 tiles at stride 1) works the same way on
+       16 floats a row: E = row[2 jb], O = row[2 jb + 1] (two shuffles and a lane permute), offset
+       o's run is E or O (o even / odd) moved o / 2 lanes. `step` is a constant at each call. */
+    static inline __attribute__((always_inline)) int dlb_im2col_split_f(
+            int step, const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th, long tw,
+            long R, long S, long a, long bb, float *cols) {
         const long CRS = C * R * S, M = N * a * bb, omax = (tw - 1) * sw + S - 1;
-        if (tw * sw != 4 || bb > 7 || omax > 7 || S > 8) return 0;
+        if (tw * sw != step || bb > 7 || omax > 2 * step - 1 || S > 8) return 0;
         const float *xend = xp + N * C * Hp * Wp;
-        const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        const __m256i perm1 = _mm256_setr_epi32(4, 1, 5, 2, 6, 3, 7, 7);   /* D_o moved one lane */
+        const __m256i perm = step == 4 ? _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)
+                                       : _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+        const __m256i perm1 = step == 4 ? _mm256_setr_epi32(4, 1, 5, 2, 6, 3, 7, 7)   /* moved one lane */
+                                        : _mm256_setr_epi32(1, 4, 5, 2, 3, 6, 7, 7);
         #pragma omp parallel for schedule(static)
         for (long job = 0; job < th * C * N; job++) {
             long ti = job / (C * N), rest = job - ti * C * N, c = rest / N, n = rest - c * N;
@@ -108,77 +114,37 @@ cdef extern from *:
                 for (long ia = 0; ia < a; ia++) {
                     const float *row = plane + ((ia * th + ti) * sh + r) * Wp;
                     int last = (a - ia) * bb < 8;   /* an 8-wide store would leave this job's runs */
-                    if (row + 32 > xend) {                  /* the last rows of xp: scalar */
+                    if (row + 8 * step > xend) {            /* the last rows of xp: scalar */
                         for (long tj = 0; tj < tw; tj++)
                             for (long q = 0; q < S; q++) {
                                 float *dst = cols + ((ti * tw + tj) * CRS + (c * R + r) * S + q) * M
                                              + (n * a + ia) * bb;
-                                for (long jb = 0; jb < bb; jb++) dst[jb] = row[tj * sw + q + 4 * jb];
+                                for (long jb = 0; jb < bb; jb++) dst[jb] = row[tj * sw + q + step * jb];
                             }
                         continue;
                     }
-                    __m256 v0 = _mm256_loadu_ps(row), v1 = _mm256_loadu_ps(row + 8);
-                    __m256 v2 = _mm256_loadu_ps(row + 16), v3 = _mm256_loadu_ps(row + 24);
-                    __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
-                    __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
                     __m256 u[4];
-                    u[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-                    u[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-                    u[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-                    u[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+                    if (step == 4) {
+                        __m256 v0 = _mm256_loadu_ps(row), v1 = _mm256_loadu_ps(row + 8);
+                        __m256 v2 = _mm256_loadu_ps(row + 16), v3 = _mm256_loadu_ps(row + 24);
+                        __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+                        __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+                        u[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+                        u[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+                        u[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+                        u[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+                    } else {
+                        __m256 v0 = _mm256_loadu_ps(row), v1 = _mm256_loadu_ps(row + 8);
+                        u[0] = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
+                        u[1] = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));
+                    }
                     for (long tj = 0; tj < tw; tj++)
                         for (long q = 0; q < S; q++) {
                             long o = tj * sw + q;
-                            __m256 d = _mm256_permutevar8x32_ps(u[o & 3], o < 4 ? perm : perm1);
                             float *dst = cols + ((ti * tw + tj) * CRS + (c * R + r) * S + q) * M
                                          + (n * a + ia) * bb;
-                            dlb_store_run(dst, d, bb, last);
-                        }
-                }
-        }
-        return 1;
-    }
-    /* Column step 2 with short runs (t_w s_w = 2, bb <= 7, column offsets t_j s_w + s <= 3: the
-       2 x 2 tiles at stride 1 of the suite), the step-4 path's scheme: each input row's 16 floats
-       are loaded once and split into E = row[2 jb] and O = row[2 jb + 1] (two shuffles and a
-       lane permute); offset o's run is E or O (o even / odd) moved o / 2 lanes, written with one
-       8-wide store. The generic strided loop spent ~18 cycles of overhead on each run of 7. */
-    static int dlb_im2col_step2_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th,
-                                  long tw, long R, long S, long a, long bb, float *cols) {
-        const long CRS = C * R * S, M = N * a * bb, omax = (tw - 1) * sw + S - 1;
-        if (tw * sw != 2 || bb > 7 || omax > 3 || S > 8) return 0;
-        const float *xend = xp + N * C * Hp * Wp;
-        const __m256i pack = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-        const __m256i perm1 = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);   /* one lane down */
-        #pragma omp parallel for schedule(static)
-        for (long job = 0; job < th * C * N; job++) {
-            long ti = job / (C * N), rest = job - ti * C * N, c = rest / N, n = rest - c * N;
-            const float *plane = xp + (n * C + c) * Hp * Wp;
-            for (long r = 0; r < R; r++)
-                for (long ia = 0; ia < a; ia++) {
-                    const float *row = plane + ((ia * th + ti) * sh + r) * Wp;
-                    int last = (a - ia) * bb < 8;   /* an 8-wide store would leave this job's runs */
-                    if (row + 16 > xend) {                  /* the last rows of xp: scalar */
-                        for (long tj = 0; tj < tw; tj++)
-                            for (long q = 0; q < S; q++) {
-                                float *dst = cols + ((ti * tw + tj) * CRS + (c * R + r) * S + q) * M
-                                             + (n * a + ia) * bb;
-                                for (long jb = 0; jb < bb; jb++) dst[jb] = row[tj * sw + q + 2 * jb];
-                            }
-                        continue;
-                    }
-                    __m256 v0 = _mm256_loadu_ps(row), v1 = _mm256_loadu_ps(row + 8);
-                    __m256 e = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
-                    __m256 o = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));
-                    __m256 u[2];
-                    u[0] = _mm256_permutevar8x32_ps(e, pack);
-                    u[1] = _mm256_permutevar8x32_ps(o, pack);
-                    for (long tj = 0; tj < tw; tj++)
-                        for (long q = 0; q < S; q++) {
-                            long off = tj * sw + q;
-                            __m256 d = off < 2 ? u[off & 1] : _mm256_permutevar8x32_ps(u[off & 1], perm1);
-                            float *dst = cols + ((ti * tw + tj) * CRS + (c * R + r) * S + q) * M
-                                         + (n * a + ia) * bb;
+                            __m256 d = step == 4 ? _mm256_permutevar8x32_ps(u[o & 3], o < 4 ? perm : perm1)
+                                                 : _mm256_permutevar8x32_ps(u[o & 1], o < 2 ? perm : perm1);
                             dlb_store_run(dst, d, bb, last);
                         }
                 }
@@ -191,8 +157,8 @@ cdef extern from *:
         const long T = th * tw, CRS = C * R * S, M = N * a * bb, step = tw * sw;
         const long rs = th * sh * Wp;
     #ifdef __AVX2__
-        if (dlb_im2col_step4_f(xp, N, C, Hp, Wp, sh, sw, th, tw, R, S, a, bb, cols)) return;
-        if (dlb_im2col_step2_f(xp, N, C, Hp, Wp, sh, sw, th, tw, R, S, a, bb, cols)) return;
+        if (dlb_im2col_split_f(4, xp, N, C, Hp, Wp, sh, sw, th, tw, R, S, a, bb, cols)) return;
+        if (dlb_im2col_split_f(2, xp, N, C, Hp, Wp, sh, sw, th, tw, R, S, a, bb, cols)) return;
     #endif
         #pragma omp parallel for schedule(static)
         for (long job = 0; job < T * C * N; job++) {
