@@ -1004,8 +1004,10 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
              const real[:, ::1] wr, const real[:, ::1] wc, int code, int nch=0):
     """dx (P, H, W) from dy (P, Ho, Wo); y (the forward output) is read by code 2 only.
 
-    Weighted sums / L2 with non-decreasing window bounds: the horizontal spread of every dy row
-    into H (Ho, W), then each dx row written once from the rows of H covering it. Otherwise (and
+    Weighted sums / L2 with non-decreasing window bounds: float32 plans of the 16-column block
+    form (``block_plan``; <= 2 dy rows per dx row, a 32-byte aligned dx, AVX2) write each dx row
+    straight from its dy rows (``dlb_bwd_blocks_f``); the others spread every dy row into H
+    (Ho, W), then write each dx row once from the rows of H covering it. Otherwise (and
     for max) the per-output-row passes: max keeps each column's maximum and the first row holding
     it in a vertical pass; the horizontal pass picks, among the window's columns holding the
     window maximum, the smallest such row, then the smallest column: the first maximum in
