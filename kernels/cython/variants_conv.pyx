@@ -7,7 +7,8 @@ patch buffers; OpenMP over output locations (forward, patch gradients), (tile pa
 (weight gradient) and (n, c) maps (col2im). The ``im2col`` layout passes at the end serve the
 GEMM algorithm (the products run in ``dlbench.kernels.cython.gemm``). float32 runs C: the
 direct forward in 4 examples x 3 channels register blocks (``dlb_direct_fwd_f``), im2col /
-col2im with the column step a compile-time constant (step 4 with short runs by 4x8 transposes).
+col2im with the column step a compile-time constant (steps 2 and 4 with short runs: each input
+row split once into its even/odd or mod-4 columns).
 Elsewhere (float64, the backward) the dot products of four output channels at a time run in a C
 helper vectorised with ``omp simd`` reductions. ``pad_planes`` / ``crop_planes``: the zero padding of
 the front-ends (``dlbench.ops.local.register_padding``).
@@ -85,7 +86,7 @@ cdef extern from *:
        moved one lane for o >= 4, and is written with one 8-wide store (its extra lanes land on
        the next runs of the same cols row, written right after; the runs within 8 floats of the
        end of a job's piece of the row are stored in 4 + 2 + 1 lanes). One job per (t_i, c, n) writes every t_j: the strided runs of 7 each cost ~18
-       cycles of loop overhead before. Rows whose 32-float load would leave xp go the scalar way. */
+       cycles of loop overhead before. Rows whose 8 * step float load would leave xp go the scalar way. */
     static inline __attribute__((always_inline)) void dlb_store_run(float *dst, __m256 v, long bb, int last) {
         if (!last) { _mm256_storeu_ps(dst, v); return; }
         __m128 h = _mm256_castps256_ps128(v);           /* bb <= 7: 4 + 2 + 1 lanes */

@@ -52,6 +52,20 @@ cdef extern from *:
         for (; p < upto; p += 64) __builtin_prefetch(p, 0, 3);
         *next = p;
     }
+    /* g = dy / y, 0 where y == 0: the L2 norm's backward factor, float32, vectorised, for the C
+       backward kernels (dlb_ginv_f is the Cython path's scalar form; the vector lanes give 0, not
+       NaN, where y is NaN). */
+    static inline void dlb_ginv_vec_f(float *g, const float *dy, const float *y, long n) {
+        long o = 0;
+    #ifdef __AVX2__
+        for (; o + 8 <= n; o += 8) {
+            __m256 yv = _mm256_loadu_ps(y + o), nz = _mm256_cmp_ps(yv, _mm256_setzero_ps(), _CMP_NEQ_OQ);
+            __m256 q = _mm256_div_ps(_mm256_loadu_ps(dy + o), _mm256_blendv_ps(_mm256_set1_ps(1.0f), yv, nz));
+            _mm256_storeu_ps(g + o, _mm256_and_ps(q, nz));
+        }
+    #endif
+        for (; o < n; o++) g[o] = y[o] != 0 ? dy[o] / y[o] : 0;
+    }
     /* y = sqrt(y) in place (explicit vectors: without -fno-math-errno GCC keeps sqrt scalar). */
     static inline void dlb_sqrt_f(float *y, long n) {
         long i = 0;
@@ -252,17 +266,7 @@ cdef extern from *:
                 const float *g = gp + oy * Wo;
                 float *h = hb + oy * W;
                 if (code == 2) {                 /* g = dy / y, 0 where y == 0 */
-                    const float *yr = y + (p * Ho + oy) * Wo;
-                    long o = 0;
-    #ifdef __AVX2__
-                    for (; o + 8 <= Wo; o += 8) {
-                        __m256 yv = _mm256_loadu_ps(yr + o), zero = _mm256_setzero_ps();
-                        __m256 nz = _mm256_cmp_ps(yv, zero, _CMP_NEQ_OQ);
-                        __m256 q = _mm256_div_ps(_mm256_loadu_ps(g + o), _mm256_blendv_ps(_mm256_set1_ps(1.0f), yv, nz));
-                        _mm256_storeu_ps(gb + o, _mm256_and_ps(q, nz));
-                    }
-    #endif
-                    for (; o < Wo; o++) gb[o] = yr[o] != 0 ? g[o] / yr[o] : 0;
+                    dlb_ginv_vec_f(gb, g, y + (p * Ho + oy) * Wo, Wo);
                     g = gb;
                 }
                 for (long c = 0; c < c0; c++) h[c] = 0;
@@ -364,16 +368,8 @@ cdef extern from *:
         const char *pfx = 0, *pfg = 0;
         for (long p = pb; p < pe; p++) {
             const float *gp = dy + p * Ho * Wo;
-            if (code == 2) {
-                const float *yp = y + p * Ho * Wo;
-                long o = 0;
-                for (; o + 8 <= Ho * Wo; o += 8) {
-                    __m256 yv = _mm256_loadu_ps(yp + o), zero = _mm256_setzero_ps();
-                    __m256 nz = _mm256_cmp_ps(yv, zero, _CMP_NEQ_OQ);
-                    __m256 q = _mm256_div_ps(_mm256_loadu_ps(gp + o), _mm256_blendv_ps(_mm256_set1_ps(1.0f), yv, nz));
-                    _mm256_storeu_ps(gb + o, _mm256_and_ps(q, nz));
-                }
-                for (; o < Ho * Wo; o++) gb[o] = yp[o] != 0 ? gp[o] / yp[o] : 0;
+            if (code == 2) {                     /* G = dy / y for the whole map */
+                dlb_ginv_vec_f(gb, gp, y + p * Ho * Wo, Ho * Wo);
                 gp = gb;
             }
             for (long r = 0; r < H; r++) {
@@ -990,14 +986,20 @@ cdef bint block_plan(const long[::1] ws, const long[::1] we, const real[:, ::1] 
     return True
 
 
-def block_plan_applies(const long[::1] ws, const long[::1] we, const real[:, ::1] wc, int code, Py_ssize_t W):
-    """Whether ``backward``'s 16-column block path can serve these column windows (it also needs
-    float32, an AVX2 build, a 32-byte aligned dx and <= 2 dy rows per dx row); a test hook."""
+cdef tuple block_plan_arrays(const long[::1] ws, const long[::1] we, const real[:, ::1] wc, int code,
+                             Py_ssize_t W):
+    """(base, wv, mask) of ``block_plan`` for these column windows, or None when they do not fit."""
     cdef Py_ssize_t nb = max(W // 16, 1)
     cdef long[::1] base = np.empty(nb, np.int64)
     cdef float[:, :, ::1] wv = np.empty((nb, 4, 8), np.float32)
     cdef int[:, ::1] mask = np.empty((nb, 16), np.int32)
-    return block_plan(ws, we, wc, code, W, base, wv, mask)
+    return (base, wv, mask) if block_plan(ws, we, wc, code, W, base, wv, mask) else None
+
+
+def block_plan_applies(const long[::1] ws, const long[::1] we, const real[:, ::1] wc, int code, Py_ssize_t W):
+    """Whether ``backward``'s 16-column block path can serve these column windows (it also needs
+    float32, an AVX2 build, a 32-byte aligned dx and <= 2 dy rows per dx row); a test hook."""
+    return block_plan_arrays(ws, we, wc, code, W) is not None
 
 def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, ::1] dy, real[:, :, ::1] dx,
              const long[::1] hs, const long[::1] he, const long[::1] ws, const long[::1] we,
@@ -1039,10 +1041,9 @@ def backward(const real[:, :, ::1] x, const real[:, :, ::1] y, const real[:, :, 
     cdef int[:, ::1] bmask
     if real is float:
         if sep and P > 0 and W % 16 == 0 and DLB_HAVE_AVX2 and np.max(np.subtract(hi, lo)) <= 2:
-            bbase = np.empty(W // 16, np.int64)
-            bwv = np.empty((W // 16, 4, 8), np.float32)
-            bmask = np.empty((W // 16, 16), np.int32)
-            if block_plan(ws, we, wc, code, W, bbase, bwv, bmask):
+            blocks = block_plan_arrays(ws, we, wc, code, W)
+            if blocks is not None:
+                bbase, bwv, bmask = blocks
                 with nogil:
                     done = dlb_bwd_blocks_f(code, &x[0, 0, 0], &y[0, 0, 0], &dy[0, 0, 0], &dx[0, 0, 0], P, H, W,
                                             Ho, Wo, &hs[0], &wr[0, 0], wr.shape[1], &lo[0], &hi[0], &bbase[0],
