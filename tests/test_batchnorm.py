@@ -91,6 +91,36 @@ def test_matches_torch_train_and_eval(backend, shape):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.skipif(not backend_status("cython").available, reason=backend_status("cython").reason)
+@pytest.mark.parametrize("path", [1, 2])
+@pytest.mark.parametrize("shape", [(5, 7, 3, 5), (2, 70, 4, 4), (1, 3, 1, 2), (9, 130, 2, 3)])
+def test_cython_train_paths_match_reference(path, shape):
+    """Both float32 training paths of ``variants_bn.train`` on (N, C, L) maps: 1 sweeps channel
+    groups (channels that fit in L2; groups of up to 64, a partial last group), 2 splits the examples
+    over the threads. Forward (y, mean, biased var) and backward (dx, dgamma, dbeta)."""
+    from dlbench.kernels.cython import variants_bn
+
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(shape) * 2 + 3).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    c = shape[1]
+    gamma, beta = (rng.standard_normal(c).astype(np.float32) for _ in range(2))
+    x3, dy3 = x.reshape(shape[0], c, -1), dy.reshape(shape[0], c, -1)
+    y, mean, var = np.empty_like(x3), np.empty(c), np.empty(c)
+    assert variants_bn.train(False, x3, x3, gamma, beta, gamma, gamma, 1e-5, y, mean, var, path)
+    want_y, want_mean, want_invstd = ops.batch_norm(x, gamma, beta, training=True, return_stats=True,
+                                                    backend="numpy")
+    np.testing.assert_allclose(y.reshape(shape), want_y, **TOL["float32"])
+    np.testing.assert_allclose(mean, want_mean, **TOL["float32"])
+    np.testing.assert_allclose(1 / np.sqrt(var + 1e-5), want_invstd, **TOL["float32"])
+    dx, dgamma, dbeta = np.empty_like(x3), np.empty(c), np.empty(c)
+    assert variants_bn.train(True, x3, dy3, gamma, gamma, want_mean, want_invstd, 0.0, dx, dgamma, dbeta,
+                             path)
+    want = ops.batch_norm_backward(dy, x, gamma, want_mean, want_invstd, training=True, backend="numpy")
+    for got, w in zip((dx.reshape(shape), dgamma, dbeta), want):
+        np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-4)
+
+
 def test_running_statistics_converge_and_conv_shares_statistics_across_locations():
     rng = np.random.default_rng(2)
     c = 3
