@@ -181,10 +181,14 @@ cdef extern from *:
        the N gathered patches P (N x CRS) against the location's kernel stack W (K x CRS),
        y[n, k] = W[k] . P[n], in register blocks of 4 examples x 3 output channels (12 vector
        accumulators: each weight vector loaded is used 4 times, each patch vector 3 times; the
-       Cython loop's 1 x 4 blocks ran 4 dependent FMA chains). Side by side 0.67-0.80x the Cython
-       loop's time on the suite's shapes. Still ~25 GFLOP/s a thread in place against 68 with
-       everything in L1: the patch gather is a third of the time, the weights (streamed once for
-       a locally connected layer, 147 KB a location at 64 x 576) most of the rest. */
+       Cython loop's 1 x 4 blocks ran 4 dependent FMA chains). The loop over examples is inside
+       the loop over blocks of kernel rows, so each row comes from memory once per location
+       (147 KB of weights a location at 64 x 576 for a locally connected layer) and is reused
+       from L1; no software prefetch (the earlier non-temporal prefetch of the next rows kept
+       them out of L2, so every later pass over them missed: with it, and the examples outside,
+       2.3-3.3x slower side by side; a T0 prefetch was 1.0-1.5x slower than none). ~60
+       GFLOP/s a thread on the suite's locally connected shapes. 16-wide (AVX-512) vectors were
+       1.1-1.3x slower here (unaligned rows). */
     #include <stdlib.h>
     #include <string.h>
     typedef float dlb_v8f __attribute__((vector_size(32)));
@@ -260,31 +264,28 @@ cdef extern from *:
                                 for (long q = 0; q < S; q++) *d++ = v[q];
                     }
                 }
-                /* four examples' patches (9 KB at C R S = 576) stay in L1 while the kernel rows
-                   pass by in blocks of three */
+                /* each block of three kernel rows (7 KB at C R S = 576) is read from memory once
+                   and used from L1 for every example; the patches (N x 9 KB) stay in L1 / L2 */
                 float out[12];
-                long n0 = 0;
-                for (; n0 + 4 <= N; n0 += 4) {
-                    long k0 = 0;
-                    for (; k0 + 3 <= K; k0 += 3) {
-                        if (n0 == 0)        /* first pass: the next rows come from memory */
-                            for (long e = 0; e < 3 * crs; e += 16)
-                                __builtin_prefetch(wt + (k0 + 3) * crs + e, 0, 0);
+                const long n4 = N - N % 4;
+                long k0 = 0;
+                for (; k0 + 3 <= K; k0 += 3) {
+                    for (long n0 = 0; n0 < n4; n0 += 4) {
                         dlb_dot43_f(wt + k0 * crs, crs, p + n0 * crs, crs, crs, out);
                         for (long u = 0; u < 4; u++)
                             for (long v = 0; v < 3; v++)
                                 y[((n0 + u) * K + k0 + v) * HW + loc] =
                                     out[u * 3 + v] + (has_bias ? b2[t * K + k0 + v] : 0.0f);
                     }
-                    for (; k0 < K; k0++)                        /* the last K mod 3 channels */
-                        for (long u = 0; u < 4; u++)
-                            y[((n0 + u) * K + k0) * HW + loc] = dlb_dot1_f(wt + k0 * crs, p + (n0 + u) * crs, crs)
-                                                                + (has_bias ? b2[t * K + k0] : 0.0f);
+                    for (long n = n4; n < N; n++)               /* the last N mod 4 examples */
+                        for (long v = 0; v < 3; v++)
+                            y[(n * K + k0 + v) * HW + loc] = dlb_dot1_f(wt + (k0 + v) * crs, p + n * crs, crs)
+                                                             + (has_bias ? b2[t * K + k0 + v] : 0.0f);
                 }
-                for (; n0 < N; n0++)                            /* the last N mod 4 examples */
-                    for (long k = 0; k < K; k++)
-                        y[(n0 * K + k) * HW + loc] = dlb_dot1_f(wt + k * crs, p + n0 * crs, crs)
-                                                     + (has_bias ? b2[t * K + k] : 0.0f);
+                for (; k0 < K; k0++)                            /* the last K mod 3 channels */
+                    for (long n = 0; n < N; n++)
+                        y[(n * K + k0) * HW + loc] = dlb_dot1_f(wt + k0 * crs, p + n * crs, crs)
+                                                     + (has_bias ? b2[t * K + k0] : 0.0f);
             }
             free(p);
         }
