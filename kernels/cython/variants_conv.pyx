@@ -236,6 +236,21 @@ cdef extern from *:
         for (; q < len; q++) r += p[q] * w[q];
         return r;
     }
+    /* p[n, (c R + r) S + s] = xp[n, c, i0 + r, j0 + s]: the N patches of one output location */
+    static inline void dlb_gather_patches_f(const float *restrict xp, long N, long C, long Hp, long Wp,
+                                            long i0, long j0, long R, long S, float *restrict p) {
+        for (long n = 0; n < N; n++) {
+            const float *u = xp + (n * C * Hp + i0) * Wp + j0;
+            for (long c = 0; c < C; c++, u += Hp * Wp) {
+                const float *v = u;
+                if (S == 3)     /* a runtime-length copy of 3 floats would be a memcpy call */
+                    for (long r = 0; r < R; r++, v += Wp, p += 3) { p[0] = v[0]; p[1] = v[1]; p[2] = v[2]; }
+                else
+                    for (long r = 0; r < R; r++, v += Wp)
+                        for (long q = 0; q < S; q++) *p++ = v[q];
+            }
+        }
+    }
     static void dlb_direct_fwd_f(const float *xp, const float *w2, const float *b2, int has_bias, long N,
                                  long C, long Hp, long Wp, long K, long Ho, long Wo, long sh, long sw, long th,
                                  long tw, long R, long S, float *y, int *err) {
@@ -252,18 +267,7 @@ cdef extern from *:
                 if (!p) continue;
                 long i = loc / Wo, j = loc - i * Wo, t = (i % th) * tw + (j % tw);
                 const float *wt = w2 + t * K * crs;
-                for (long n = 0; n < N; n++) {             /* gather the N patches */
-                    float *d = p + n * crs;
-                    const float *u = xp + (n * C * Hp + i * sh) * Wp + j * sw;
-                    for (long c = 0; c < C; c++, u += Hp * Wp) {
-                        const float *v = u;
-                        if (S == 3)     /* a runtime-length copy of 3 floats would be a memcpy call */
-                            for (long r = 0; r < R; r++, v += Wp, d += 3) { d[0] = v[0]; d[1] = v[1]; d[2] = v[2]; }
-                        else
-                            for (long r = 0; r < R; r++, v += Wp)
-                                for (long q = 0; q < S; q++) *d++ = v[q];
-                    }
-                }
+                dlb_gather_patches_f(xp, N, C, Hp, Wp, i * sh, j * sw, R, S, p);
                 /* each block of three kernel rows (7 KB at C R S = 576) is read from memory once
                    and used from L1 for every example; the patches (N x 9 KB) stay in L1 / L2 */
                 float out[12];
@@ -288,6 +292,149 @@ cdef extern from *:
                                                      + (has_bias ? b2[t * K + k0] : 0.0f);
             }
             free(p);
+        }
+    }
+    /* Direct backward, float32, per output location (eq. 9.11 and 9.13 per location): with
+       G (N x K) the location's dy and P (N x CRS) its patches, dW (K x CRS) += G^T P and
+       dP (N x CRS) = G W. Both are register blocks of 4 rows x 16 columns (8 vector
+       accumulators, each output written once), vectorised along CRS; the axpy form they
+       replace loaded and stored its output row once per 4 FMAs. */
+    static inline void dlb_lc_gtp_f(const float *restrict g, long ldg, const float *restrict p, long N,
+                                    long kb, long crs, float *restrict dw, int init) {
+        long k0 = 0;
+        for (; k0 + 4 <= kb; k0 += 4) {
+            long q = 0;
+            for (; q + 16 <= crs; q += 16) {
+                dlb_v8f a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+                for (long n = 0; n < N; n++) {
+                    dlb_v8f p0, p1;
+                    memcpy(&p0, p + n * crs + q, 32); memcpy(&p1, p + n * crs + q + 8, 32);
+                    const float *gn = g + n * ldg + k0;
+                    a00 += gn[0] * p0; a01 += gn[0] * p1; a10 += gn[1] * p0; a11 += gn[1] * p1;
+                    a20 += gn[2] * p0; a21 += gn[2] * p1; a30 += gn[3] * p0; a31 += gn[3] * p1;
+                }
+                dlb_v8f r[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+                for (int u = 0; u < 4; u++)
+                    for (int v = 0; v < 2; v++) {
+                        float *o = dw + (k0 + u) * crs + q + 8 * v;
+                        dlb_v8f old = {0};
+                        if (!init) memcpy(&old, o, 32);
+                        old += r[2 * u + v];
+                        memcpy(o, &old, 32);
+                    }
+            }
+            for (; q < crs; q++)
+                for (long u = 0; u < 4; u++) {
+                    float acc = init ? 0.0f : dw[(k0 + u) * crs + q];
+                    for (long n = 0; n < N; n++) acc += g[n * ldg + k0 + u] * p[n * crs + q];
+                    dw[(k0 + u) * crs + q] = acc;
+                }
+        }
+        for (; k0 < kb; k0++)
+            for (long q = 0; q < crs; q++) {
+                float acc = init ? 0.0f : dw[k0 * crs + q];
+                for (long n = 0; n < N; n++) acc += g[n * ldg + k0] * p[n * crs + q];
+                dw[k0 * crs + q] = acc;
+            }
+    }
+    static inline void dlb_lc_gw_f(const float *restrict g, long K, const float *restrict w, long N, long crs,
+                                   float *restrict d) {
+        long q = 0;
+        for (; q + 16 <= crs; q += 16) {
+            long n0 = 0;
+            for (; n0 + 4 <= N; n0 += 4) {
+                dlb_v8f a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+                const float *g0 = g + n0 * K, *g1 = g0 + K, *g2 = g1 + K, *g3 = g2 + K;
+                for (long k = 0; k < K; k++) {
+                    dlb_v8f w0, w1;
+                    memcpy(&w0, w + k * crs + q, 32); memcpy(&w1, w + k * crs + q + 8, 32);
+                    a00 += g0[k] * w0; a01 += g0[k] * w1; a10 += g1[k] * w0; a11 += g1[k] * w1;
+                    a20 += g2[k] * w0; a21 += g2[k] * w1; a30 += g3[k] * w0; a31 += g3[k] * w1;
+                }
+                memcpy(d + n0 * crs + q, &a00, 32); memcpy(d + n0 * crs + q + 8, &a01, 32);
+                memcpy(d + (n0 + 1) * crs + q, &a10, 32); memcpy(d + (n0 + 1) * crs + q + 8, &a11, 32);
+                memcpy(d + (n0 + 2) * crs + q, &a20, 32); memcpy(d + (n0 + 2) * crs + q + 8, &a21, 32);
+                memcpy(d + (n0 + 3) * crs + q, &a30, 32); memcpy(d + (n0 + 3) * crs + q + 8, &a31, 32);
+            }
+            for (; n0 < N; n0++) {
+                dlb_v8f a0 = {0}, a1 = {0};
+                for (long k = 0; k < K; k++) {
+                    dlb_v8f w0, w1;
+                    memcpy(&w0, w + k * crs + q, 32); memcpy(&w1, w + k * crs + q + 8, 32);
+                    a0 += g[n0 * K + k] * w0; a1 += g[n0 * K + k] * w1;
+                }
+                memcpy(d + n0 * crs + q, &a0, 32); memcpy(d + n0 * crs + q + 8, &a1, 32);
+            }
+        }
+        for (; q < crs; q++)
+            for (long n = 0; n < N; n++) {
+                float acc = 0;
+                for (long k = 0; k < K; k++) acc += g[n * K + k] * w[k * crs + q];
+                d[n * crs + q] = acc;
+            }
+    }
+    /* weight gradient: tasks (tile pattern t, block [k0, k1) of K) over the tile's locations
+       (one location a tile for a locally connected layer); db2 from the same G */
+    static void dlb_direct_bwd_w_f(const float *dy, const float *xp, long N, long C, long Hp, long Wp, long K,
+                                   long Ho, long Wo, long sh, long sw, long th, long tw, long R, long S,
+                                   long kchunks, float *dw2, float *db2, int *err) {
+        const long crs = C * R * S, HW = Ho * Wo, nt = th * tw;
+        #pragma omp parallel
+        {
+            float *p = (float *) malloc((size_t) (N * crs + N * K) * sizeof(float));
+            if (!p) {
+                #pragma omp atomic write
+                *err = 1;
+            }
+            float *g = p ? p + N * crs : NULL;
+            #pragma omp for schedule(static)
+            for (long task = 0; task < nt * kchunks; task++) {
+                if (!p) continue;
+                long t = task / kchunks, part = task - t * kchunks, ti = t / tw, tj = t - ti * tw;
+                long k0 = part * K / kchunks, k1 = (part + 1) * K / kchunks, kb = k1 - k0;
+                float *dwt = dw2 + (t * K + k0) * crs, *dbt = db2 + t * K + k0;
+                for (long k = 0; k < kb; k++) dbt[k] = 0;
+                int first = 1;
+                for (long ia = 0; ia < Ho / th; ia++)
+                    for (long jb = 0; jb < Wo / tw; jb++) {
+                        long i = ia * th + ti, j = jb * tw + tj;
+                        dlb_gather_patches_f(xp, N, C, Hp, Wp, i * sh, j * sw, R, S, p);
+                        for (long n = 0; n < N; n++)
+                            for (long k = 0; k < kb; k++) {
+                                float v = dy[(n * K + k0 + k) * HW + i * Wo + j];
+                                g[n * kb + k] = v;
+                                dbt[k] += v;
+                            }
+                        dlb_lc_gtp_f(g, kb, p, N, kb, crs, dwt, first);
+                        first = 0;
+                    }
+                if (first)                  /* a tile pattern no location uses */
+                    for (long e = 0; e < kb * crs; e++) dwt[e] = 0;
+            }
+            free(p);
+        }
+    }
+    /* patch gradients: dcols[loc, n, :] = sum_k dy[n, k, i, j] W[t(i, j)][k]; OpenMP over locations */
+    static void dlb_direct_bwd_p_f(const float *dy, const float *w2, long N, long K, long Ho, long Wo, long th,
+                                   long tw, long crs, float *dcols, int *err) {
+        const long HW = Ho * Wo;
+        #pragma omp parallel
+        {
+            float *g = (float *) malloc((size_t) N * K * sizeof(float));
+            if (!g) {
+                #pragma omp atomic write
+                *err = 1;
+            }
+            #pragma omp for schedule(static)
+            for (long loc = 0; loc < HW; loc++) {
+                if (!g) continue;
+                long i = loc / Wo, j = loc - i * Wo;
+                const float *wt = w2 + ((i % th) * tw + (j % tw)) * K * crs;
+                for (long n = 0; n < N; n++)
+                    for (long k = 0; k < K; k++) g[n * K + k] = dy[(n * K + k) * HW + loc];
+                dlb_lc_gw_f(g, K, wt, N, crs, dcols + loc * N * crs);
+            }
+            free(g);
         }
     }
     #define DLB_DOT4(T, NAME)                                                              \\
@@ -330,6 +477,11 @@ cdef extern from *:
     void dlb_direct_fwd_f(const float *xp, const float *w2, const float *b2, int has_bias, long N, long C,
                           long Hp, long Wp, long K, long Ho, long Wo, long sh, long sw, long th, long tw, long R,
                           long S, float *y, int *err) nogil
+    void dlb_direct_bwd_w_f(const float *dy, const float *xp, long N, long C, long Hp, long Wp, long K, long Ho,
+                            long Wo, long sh, long sw, long th, long tw, long R, long S, long kchunks, float *dw2,
+                            float *db2, int *err) nogil
+    void dlb_direct_bwd_p_f(const float *dy, const float *w2, long N, long K, long Ho, long Wo, long th, long tw,
+                            long crs, float *dcols, int *err) nogil
     void dlb_im2col_f(const float *xp, long N, long C, long Hp, long Wp, long sh, long sw, long th, long tw,
                       long R, long S, long a, long bb, float *cols) nogil
     void dlb_dot4_f(const float *w, long ld, const float *p, long n, float *out) nogil
@@ -435,9 +587,18 @@ def forward(real[:, :, :, ::1] xp, real[:, ::1] w2, real[:, ::1] b2, bint has_bi
 
 def backward_weight(real[:, :, :, ::1] dy, real[:, :, :, ::1] xp, int sh, int sw, int th, int tw, int R,
                     int S, int kchunks, real[:, ::1] dw2, real[:, ::1] db2):
-    """dw2[t, k*CRS:(k+1)*CRS] = sum over the tile's locations and n of dy[n, k, i, j] P[n]; db2 too."""
+    """dw2[t, k*CRS:(k+1)*CRS] = sum over the tile's locations and n of dy[n, k, i, j] P[n]; db2 too.
+    float32 runs ``dlb_direct_bwd_w_f`` (C, 4 x 16 register blocks)."""
     cdef Py_ssize_t N = xp.shape[0], C = xp.shape[1], K = dy.shape[1], Ho = dy.shape[2], Wo = dy.shape[3]
     cdef Py_ssize_t crs = C * R * S, nt = th * tw
+    cdef int err = 0
+    if real is float:
+        with nogil:
+            dlb_direct_bwd_w_f(&dy[0, 0, 0, 0], &xp[0, 0, 0, 0], N, C, xp.shape[2], xp.shape[3], K, Ho, Wo, sh, sw,
+                               th, tw, R, S, kchunks, &dw2[0, 0], &db2[0, 0], &err)
+        if err:
+            raise MemoryError("tiled/local backward: could not allocate the patch buffer")
+        return
     cdef Py_ssize_t task, t, part, ti, tj, k0, k1, i, j, ia, jb, n, k, q
     cdef real *p
     cdef real *dwt
@@ -482,9 +643,17 @@ def backward_weight(real[:, :, :, ::1] dy, real[:, :, :, ::1] xp, int sh, int sw
 
 def patch_grads(const real[:, :, :, ::1] dy, const real[:, ::1] w2, int th, int tw, real[:, :, ::1] dcols):
     """dcols[loc, n, :] = sum_k dy[n, k, i, j] W[t(i, j)][k]: each location's kernels read once for all
-    examples; OpenMP over locations."""
+    examples; OpenMP over locations. float32 runs ``dlb_direct_bwd_p_f`` (C, 4 x 16 register blocks)."""
     cdef Py_ssize_t N = dy.shape[0], K = dy.shape[1], Wo = dy.shape[3], L = dcols.shape[0]
     cdef Py_ssize_t crs = dcols.shape[2]
+    cdef int err = 0
+    if real is float:
+        with nogil:
+            dlb_direct_bwd_p_f(&dy[0, 0, 0, 0], &w2[0, 0], N, K, dy.shape[2], Wo, th, tw, crs, &dcols[0, 0, 0],
+                               &err)
+        if err:
+            raise MemoryError("tiled/local backward: could not allocate the dy buffer")
+        return
     cdef Py_ssize_t loc, i, j, n, k, q
     cdef real *d
     cdef const real *wt
