@@ -205,7 +205,8 @@ cdef extern from *:
        (1) each thread sums its rows into per-column float32 partials (four rows per pass over the
        partials, shifted by row 0, folded into the thread's float64 sums every 32 rows); (2) each
        thread finishes its share of columns into per-column coefficients; (3) each thread writes
-       its rows: y = b (x - x_0) + d (forward), dx = a dy + b (x - x_0) + d (backward). Returns 0 when memory is
+       its rows, last first (the rows it summed last are still in L2: 0.87-0.93x the time of the
+       forward order at (256, 4096)): y = b (x - x_0) + d (forward), dx = a dy + b (x - x_0) + d (backward). Returns 0 when memory is
        short. */
     static inline __attribute__((always_inline)) int dlb_bn_rows(
             int backward, const float *x, const float *dy, long N, long D, double eps, const float *gamma,
@@ -281,7 +282,7 @@ cdef extern from *:
             }
             #pragma omp barrier
             const float *restrict ca = coef, *restrict cb = coef + D, *restrict cd = coef + 2 * D;
-            for (long n = e0; n < e1; n++) {
+            for (long n = e1 - 1; n >= e0; n--) {       /* last rows first: they are still in L2 */
                 const float *restrict u = x + n * D;
                 float *restrict o = out + n * D;
                 if (backward) {
@@ -353,8 +354,8 @@ cdef extern from *:
                             coef + C + c, coef + 2 * C + c);
             }
             #pragma omp barrier
-            for (long n = e0; n < e1; n++)
-                for (long c = 0; c < C; c++) {
+            for (long n = e1 - 1; n >= e0; n--)          /* last maps first: they are still in L2 */
+                for (long c = C - 1; c >= 0; c--) {
                     const float *restrict u = x + (n * C + c) * L;
                     float *restrict o = out + (n * C + c) * L;
                     const float a = coef[c], b = coef[C + c], d = coef[2 * C + c], k = coef[3 * C + c];
