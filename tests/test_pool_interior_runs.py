@@ -43,8 +43,8 @@ def test_interior_runs_match_reference(backend, dtype, kind, size, stride, pad, 
 @pytest.mark.parametrize("hw,pad,ceil_mode", [((16, 40), 1, True), ((9, 18), 0, True), ((112, 112), 1, False),
                                               ((7, 33), 1, False), ((3, 19), 1, True)])
 def test_3x3_stride2_fused_path_matches_reference(backend, kind, hw, pad, ceil_mode):
-    """float32 3x3/s2 pooling takes the cython backend's fused two-map C path (interior runs of
-    >= 8 windows): borders, 1-3 row windows, the smaller last region and odd map counts."""
+    """float32 3x3/s2 pooling takes the cython backend's fused two-map C path: borders, 1-3 row
+    windows, the smaller last region and odd map counts."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((1, 5) + hw).astype(np.float32)
     if kind == "max":
@@ -52,6 +52,26 @@ def test_3x3_stride2_fused_path_matches_reference(backend, kind, hw, pad, ceil_m
     args = (kind, 3, 2, pad, ceil_mode, 1.0)
     np.testing.assert_allclose(ops.pool2d(x, *args, backend=backend), ops.pool2d(x, *args, backend="numpy"),
                                **TOL["float32"])
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("kind", ["max", "avg", "l2", "gaussian"])
+@pytest.mark.parametrize("w", range(3, 18))
+def test_3x3_stride2_short_runs_match_reference(backend, kind, w):
+    """Interior runs of 1-7 windows (the fused path's masked block: no column past the row is
+    read, no output past the run written), with and without padding; adaptive 13 -> 6 too."""
+    rng = np.random.default_rng(w)
+    x = rng.standard_normal((2, 3, 7, w)).astype(np.float32)
+    if kind == "max":
+        x = np.round(x * 2)
+    for pad, ceil_mode in ((0, False), (1, False), (0, True)):
+        args = (kind, 3, 2, pad, ceil_mode, 1.0)
+        np.testing.assert_allclose(ops.pool2d(x, *args, backend=backend), ops.pool2d(x, *args, backend="numpy"),
+                                   **TOL["float32"])
+    if kind != "gaussian":
+        x = rng.standard_normal((2, 3, 13, 13)).astype(np.float32)
+        np.testing.assert_allclose(ops.adaptive_pool2d(x, 6, kind, backend=backend),
+                                   ops.adaptive_pool2d(x, 6, kind, backend="numpy"), **TOL["float32"])
 
 
 @pytest.mark.parametrize("kind", ["avg", "l2", "gaussian"])
