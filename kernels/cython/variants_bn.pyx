@@ -304,6 +304,38 @@ cdef extern from *:
         if (backward) return dlb_bn_rows(1, x, dy, N, D, eps, gamma, beta, mean, invstd, out, o1, o2);
         return dlb_bn_rows(0, x, dy, N, D, eps, gamma, beta, mean, invstd, out, o1, o2);
     }
+    /* One map of L values at offset e: s1 += sum (x - k), s2 += sum (x - k)^2 (forward) or
+       s1 += sum dy, s2 += sum dy (x - k) (backward), as float32 vector sums folded into float64. */
+    static inline __attribute__((always_inline)) void dlb_bn_map_sums(
+            int backward, const float *x, const float *dy, long e, long L, float k, double *s1, double *s2) {
+        const float *restrict u = x + e;
+        float a1 = 0, a2 = 0;
+        if (backward) {
+            const float *restrict g = dy + e;
+            #pragma omp simd reduction(+ : a1, a2)
+            for (long i = 0; i < L; i++) { a1 += g[i]; a2 += g[i] * (u[i] - k); }
+        } else {
+            #pragma omp simd reduction(+ : a1, a2)
+            for (long i = 0; i < L; i++) { float du = u[i] - k; a1 += du; a2 += du * du; }
+        }
+        *s1 += a1;
+        *s2 += a2;
+    }
+    /* One map's output: out = b (x - k) + d (forward) or a dy + b (x - k) + d (backward). */
+    static inline __attribute__((always_inline)) void dlb_bn_map_apply(
+            int backward, const float *x, const float *dy, long e, long L, float a, float b, float d, float k,
+            float *out) {
+        const float *restrict u = x + e;
+        float *restrict o = out + e;
+        if (backward) {
+            const float *restrict g = dy + e;
+            #pragma omp simd
+            for (long i = 0; i < L; i++) o[i] = a * g[i] + b * (u[i] - k) + d;
+        } else {
+            #pragma omp simd
+            for (long i = 0; i < L; i++) o[i] = b * (u[i] - k) + d;
+        }
+    }
     /* (N, C, L) float32 training forward / backward with the same three contiguous phases as
        dlb_bn_dense_f: each thread sums its examples' maps per channel (float32 vector sums over a
        map, folded into its float64 row of S), each thread finishes its share of channels, each
@@ -330,19 +362,7 @@ cdef extern from *:
             double *s1 = S + 2 * id * C, *s2 = s1 + C;
             for (long n = e0; n < e1; n++)
                 for (long c = 0; c < C; c++) {
-                    const float *restrict u = x + (n * C + c) * L;
-                    const float k = x[c * L];
-                    float a1 = 0, a2 = 0;
-                    if (backward) {
-                        const float *restrict g = dy + (n * C + c) * L;
-                        #pragma omp simd reduction(+ : a1, a2)
-                        for (long i = 0; i < L; i++) { a1 += g[i]; a2 += g[i] * (u[i] - k); }
-                    } else {
-                        #pragma omp simd reduction(+ : a1, a2)
-                        for (long i = 0; i < L; i++) { float du = u[i] - k; a1 += du; a2 += du * du; }
-                    }
-                    s1[c] += a1;
-                    s2[c] += a2;
+                    dlb_bn_map_sums(backward, x, dy, (n * C + c) * L, L, x[c * L], s1 + c, s2 + c);
                 }
             #pragma omp barrier
             for (long c = C * id / nt; c < C * (id + 1) / nt; c++) {
@@ -356,17 +376,8 @@ cdef extern from *:
             #pragma omp barrier
             for (long n = e1 - 1; n >= e0; n--)          /* last maps first: they are still in L2 */
                 for (long c = C - 1; c >= 0; c--) {
-                    const float *restrict u = x + (n * C + c) * L;
-                    float *restrict o = out + (n * C + c) * L;
-                    const float a = coef[c], b = coef[C + c], d = coef[2 * C + c], k = coef[3 * C + c];
-                    if (backward) {
-                        const float *restrict g = dy + (n * C + c) * L;
-                        #pragma omp simd
-                        for (long i = 0; i < L; i++) o[i] = a * g[i] + b * (u[i] - k) + d;
-                    } else {
-                        #pragma omp simd
-                        for (long i = 0; i < L; i++) o[i] = b * (u[i] - k) + d;
-                    }
+                    dlb_bn_map_apply(backward, x, dy, (n * C + c) * L, L, coef[c], coef[C + c], coef[2 * C + c],
+                                     coef[3 * C + c], out);
                 }
         }
         free(S); free(coef);
@@ -394,19 +405,7 @@ cdef extern from *:
             for (long c = c0; c < c1; c++) { s1[c - c0] = s2[c - c0] = 0; ka[c - c0] = x[c * L]; }
             for (long n = 0; n < N; n++)
                 for (long c = c0; c < c1; c++) {
-                    const float *restrict u = x + (n * C + c) * L;
-                    const float k = ka[c - c0];
-                    float a1 = 0, a2 = 0;
-                    if (backward) {
-                        const float *restrict g = dy + (n * C + c) * L;
-                        #pragma omp simd reduction(+ : a1, a2)
-                        for (long i = 0; i < L; i++) { a1 += g[i]; a2 += g[i] * (u[i] - k); }
-                    } else {
-                        #pragma omp simd reduction(+ : a1, a2)
-                        for (long i = 0; i < L; i++) { float du = u[i] - k; a1 += du; a2 += du * du; }
-                    }
-                    s1[c - c0] += a1;
-                    s2[c - c0] += a2;
+                    dlb_bn_map_sums(backward, x, dy, (n * C + c) * L, L, ka[c - c0], s1 + (c - c0), s2 + (c - c0));
                 }
             for (long c = c0; c < c1; c++)
                 dlb_bn_coef(backward, s1[c - c0], s2[c - c0], ka[c - c0], m, eps, gamma[c],
@@ -414,17 +413,8 @@ cdef extern from *:
                             o1 + c, o2 + c, ca + (c - c0), cb + (c - c0), cd + (c - c0));
             for (long n = 0; n < N; n++)
                 for (long c = c0; c < c1; c++) {
-                    const float *restrict u = x + (n * C + c) * L;
-                    float *restrict o = out + (n * C + c) * L;
-                    const float a = ca[c - c0], b = cb[c - c0], d = cd[c - c0], k = ka[c - c0];
-                    if (backward) {
-                        const float *restrict g = dy + (n * C + c) * L;
-                        #pragma omp simd
-                        for (long i = 0; i < L; i++) o[i] = a * g[i] + b * (u[i] - k) + d;
-                    } else {
-                        #pragma omp simd
-                        for (long i = 0; i < L; i++) o[i] = b * (u[i] - k) + d;
-                    }
+                    dlb_bn_map_apply(backward, x, dy, (n * C + c) * L, L, ca[c - c0], cb[c - c0], cd[c - c0],
+                                     ka[c - c0], out);
                 }
         }
         return 1;
@@ -482,29 +472,14 @@ def train(bint backward, const float[:, :, ::1] x, const float[:, :, ::1] dy, co
 def eval_forward(const real[:, :, ::1] x, const real[::1] gamma, const real[::1] beta, const real[::1] mean,
                  const real[::1] var, double eps, real[:, :, ::1] out):
     """Inference forward (eq. 8.35 with the running averages as mu and sigma^2): out = b (x - mu) +
-    beta, b = gamma / sqrt(var + eps) formed per channel in float64, in one pass over (N, C, L):
-    OpenMP over rows for dense (N, D) (L = 1), over the N*C maps otherwise."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], nc, n, c, i
+    beta, b = gamma / sqrt(var + eps) formed per channel in float64, in one ``apply_dense`` /
+    ``apply_maps`` pass over (N, C, L) (L = 1: dense (N, D))."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], c
     cdef real[::1] b = np.empty(C, dtype=np.float32 if real is float else np.float64)
-    cdef real bc, mc, tc
-    cdef const real *pu
-    cdef real *po
+    cdef real[::1] zero = np.zeros(C, dtype=np.float32 if real is float else np.float64)
     for c in range(C):
         b[c] = <real> (gamma[c] / sqrt(<double> var[c] + eps))
     if L == 1:
-        for n in prange(N, nogil=True, schedule="static"):
-            pu = &x[n, 0, 0]
-            po = &out[n, 0, 0]
-            for c in range(C):
-                po[c] = b[c] * (pu[c] - mean[c]) + beta[c]
+        apply_dense(x[:, :, 0], x[:, :, 0], zero, b, mean, beta, out[:, :, 0])
     else:
-        for nc in prange(N * C, nogil=True, schedule="static"):
-            n = nc // C
-            c = nc - n * C
-            bc = b[c]
-            mc = mean[c]
-            tc = beta[c]
-            pu = &x[n, c, 0]
-            po = &out[n, c, 0]
-            for i in range(L):
-                po[i] = bc * (pu[i] - mc) + tc
+        apply_maps(x, x, zero, b, mean, beta, out)
