@@ -28,8 +28,10 @@ cdef extern from *:
        xp[n, c, (ia t_h + t_i) s_h + r, (jb t_w + t_j) s_w + s]. Each (t, c, n, r, s) piece is an
        a x bb block read with column step t_w s_w; the step is a compile-time constant in the
        common cases (1, 2, 4), so the short runs (bb = Wo / t_w elements) compile to unrolled or
-       shuffled loads instead of a generic strided loop. OpenMP over (t, c, n), n fastest (the
-       pieces of one cols row are then written one after the other). */
+       shuffled loads instead of a generic strided loop. OpenMP over (c, n, t), t fastest: the
+       jobs of one (n, c) plane follow each other, so the plane (3.6 KB at 30^2) is read from
+       memory once, not once per tile pattern (with t outermost, xp was streamed T times: the
+       step-4 path of 2 x 2 tiles at stride 2 took 1.15-1.2x as long in the op). */
     #ifdef __AVX2__
     #include <immintrin.h>
     #endif
@@ -85,7 +87,7 @@ cdef extern from *:
        by four 4x8 transposes into D_o = row[o + 4 jb] (o = 0..3); offset o's run is D_(o mod 4),
        moved one lane for o >= 4, and is written with one 8-wide store (its extra lanes land on
        the next runs of the same cols row, written right after; the runs within 8 floats of the
-       end of a job's piece of the row are stored in 4 + 2 + 1 lanes). One job per (t_i, c, n) writes every t_j: the strided runs of 7 each cost ~18
+       end of a job's piece of the row are stored in 4 + 2 + 1 lanes). One job per (c, n, t_i) writes every t_j: the strided runs of 7 each cost ~18
        cycles of loop overhead before. Rows whose 8 * step float load would leave xp go the scalar way. */
     static inline __attribute__((always_inline)) void dlb_store_run(float *dst, __m256 v, long bb, int last) {
         if (!last) { _mm256_storeu_ps(dst, v); return; }
@@ -109,7 +111,7 @@ cdef extern from *:
                                         : _mm256_setr_epi32(1, 4, 5, 2, 3, 6, 7, 7);
         #pragma omp parallel for schedule(static)
         for (long job = 0; job < th * C * N; job++) {
-            long ti = job / (C * N), rest = job - ti * C * N, c = rest / N, n = rest - c * N;
+            long cn = job / th, ti = job - cn * th, c = cn / N, n = cn - c * N;
             const float *plane = xp + (n * C + c) * Hp * Wp;
             for (long r = 0; r < R; r++)
                 for (long ia = 0; ia < a; ia++) {
@@ -163,7 +165,7 @@ cdef extern from *:
     #endif
         #pragma omp parallel for schedule(static)
         for (long job = 0; job < T * C * N; job++) {
-            long t = job / (C * N), rest = job - t * C * N, c = rest / N, n = rest - c * N;
+            long cn = job / T, t = job - cn * T, c = cn / N, n = cn - c * N;
             long ti = t / tw, tj = t - ti * tw;
             const float *plane = xp + (n * C + c) * Hp * Wp;
             for (long r = 0; r < R; r++)
@@ -790,8 +792,8 @@ def im2col(const real[:, :, :, ::1] xp, int sh, int sw, int th, int tw, int R, i
     """cols[t, (c*R + r)*S + s, (n*a + ia)*bb + jb] = xp[n, c, i*sh + r, j*sw + s], i = ia*t_h + t_i,
     j = jb*t_w + t_j; OpenMP over (t, c, n), n fastest: consecutive jobs fill consecutive pieces
     of the same rows of cols, so each cache line of cols is completed while it is hot. float32
-    runs ``dlb_im2col_f`` (C, the column step a compile-time constant: 1.2-2.3x faster than this
-    loop on the suite's shapes)."""
+    runs ``dlb_im2col_f`` (C, the column step a compile-time constant, jobs (c, n, t) so that
+    each plane of xp is read once: 1.2-2.3x faster than this loop on the suite's shapes)."""
     cdef Py_ssize_t N = xp.shape[0], C = xp.shape[1], T = cols.shape[0]
     cdef Py_ssize_t job, t, rest, n, c, ti, tj, r, s, ia, jb, m0, o, step = tw * sw
     cdef const real *src
