@@ -49,6 +49,7 @@ def cmd_info(args) -> int:
     con.print(f"[bold]machine[/bold] {m['cpu_model']} ({m['llvm_cpu']}), {m['cores']} cores, "
               f"{m['mem_gib']} GiB, fingerprint {fingerprint()}")
     con.print(f"ISA: {m['isa']}")
+    con.print(f"caches: {m.get('caches') or 'not reported'}")
     con.print(f"GPU: {m['gpu'] or 'none'}")
     b = blas_info()
     con.print(f"BLAS: {b.get('blas_all', b['blas'])}")

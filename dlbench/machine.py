@@ -64,6 +64,31 @@ def versions() -> dict:
     return out
 
 
+def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> str:
+    """The data and unified caches of CPU 0 as the kernel reports them, e.g. "L1d 48K, L2 2048K,
+    L3 491520K" ('' where sysfs has none). A VM can move to a host with other caches behind the
+    same CPU model string (this project's VM went from a 32 MiB to a 480 MiB L3), and cache sizes
+    decide which working sets stream from DRAM, so they are part of the fingerprint."""
+    out = []
+    try:
+        entries = sorted(e for e in os.listdir(root) if e.startswith("index"))
+    except OSError:
+        return ""
+    for e in entries:
+        try:
+            with open(os.path.join(root, e, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(root, e, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(root, e, "size")) as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if kind != "Instruction":
+            out.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return ", ".join(out)
+
+
 def mem_total_gib() -> float:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -82,6 +107,7 @@ def machine_info() -> dict:
         "llvm_cpu": llvm_cpu_name(),
         "cores": default_threads(),
         "isa": ",".join(isa_flags()),
+        "caches": cpu_caches(),
         "mem_gib": round(mem_total_gib(), 1),
         "os": platform.platform(),
         "gpu": gpu_info(),
@@ -89,9 +115,10 @@ def machine_info() -> dict:
 
 
 def fingerprint() -> str:
-    """Short stable id of this machine (host, CPU, cores, ISA, memory, GPU)."""
+    """Short stable id of this machine (host, CPU, cores, ISA, caches, memory, GPU)."""
     m = machine_info()
-    key = "|".join(str(m[k]) for k in ("hostname", "cpu_model", "llvm_cpu", "cores", "isa", "mem_gib", "gpu"))
+    fields = ("hostname", "cpu_model", "llvm_cpu", "cores", "isa", "caches", "mem_gib", "gpu")
+    key = "|".join(str(m[k]) for k in fields)
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 

@@ -116,6 +116,8 @@ def _machine_line(m: dict) -> str:
         parts[0] += f" ({m['llvm_cpu']})"
     if m.get("cores"):
         parts.append(f"{m['cores']} cores")
+    if m.get("caches"):
+        parts.append(str(m["caches"]))
     if m.get("mem_gib"):
         parts.append(f"{m['mem_gib']} GiB")
     return ", ".join(p for p in parts if p)

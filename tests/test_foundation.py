@@ -164,3 +164,25 @@ def test_measure_settles_before_timing(monkeypatch):
     assert timing.settle_seconds() == 0.05
     monkeypatch.setenv("DLBENCH_SETTLE", "junk")
     assert timing.settle_seconds() == 0.12
+
+
+def test_cpu_caches_are_read_from_sysfs_and_change_the_fingerprint(tmp_path, monkeypatch):
+    """Cache sizes come from sysfs (instruction caches left out; '' without sysfs) and are part of
+    the fingerprint: a VM moved to a host with another L3 must not reuse the old calibration."""
+    from dlbench import machine
+
+    for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "64K"),
+                                             (2, "Unified", "2048K"), (3, "Unified", "32768K")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    assert machine.cpu_caches(str(tmp_path)) == "L1d 48K, L2 2048K, L3 32768K"
+    assert machine.cpu_caches(str(tmp_path / "missing")) == ""
+    base = dict(machine.machine_info())
+    fps = []
+    for caches in ("L1d 48K, L2 2048K, L3 32768K", "L1d 48K, L2 2048K, L3 491520K"):
+        monkeypatch.setattr(machine, "machine_info", lambda c=caches: {**base, "caches": c})
+        fps.append(machine.fingerprint())
+    assert fps[0] != fps[1]
