@@ -12,7 +12,9 @@ write-only stream (4 B: the ceiling of ops that mostly write a fresh output, e.g
 backward; measured at 21-31 GB/s here, well below the update's 52), at
 1e7 and 2^25 elements per array. ``bw_gbs`` is the highest; each is stored. (On this VM the
 guest reports a 32 MiB L3 but the host's caches make 1e7-element working sets faster than
-2^25: measuring both keeps the ceiling above what the optimizer suite attains.)
+2^25: measuring both keeps the ceiling above what the optimizer suite attains. On 2026-12-06 the
+VM ran on a host reporting a 480 MiB L3, where both sizes are cache-resident and ``bw_gbs`` is
+an L3 rate, 73-88 GB/s; the cache sizes are in the machine fingerprint since.)
 
 torch's fused Adam step at 1e7 parameters (28 B/param) is measured too and counts towards the
 bandwidth ceiling, as torch's GEMM counts towards the compute ceiling.
