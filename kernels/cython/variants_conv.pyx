@@ -189,7 +189,7 @@ cdef extern from *:
        (147 KB of weights a location at 64 x 576 for a locally connected layer) and is reused
        from L1; no software prefetch (the earlier non-temporal prefetch of the next rows kept
        them out of L2, so every later pass over them missed: with it, and the examples outside,
-       2.3-3.3x slower side by side; a T0 prefetch was 1.0-1.5x slower than none). ~60
+       2.3-3.3x slower side by side; a T0 prefetch was 1.0-1.5x slower than none). 40-60
        GFLOP/s a thread on the suite's locally connected shapes. 16-wide (AVX-512) vectors were
        1.1-1.3x slower here (unaligned rows). */
     #include <stdlib.h>
