@@ -4,17 +4,14 @@
 reduce: s1[c] = sum (u - su[c]), s2[c] = sum (u - su[c]) (v - sv[c]) in float64 (``omp simd``
 reductions); apply: out = a[c] u + b[c] (v - sv[c]) + d[c]. (N, C, L) maps: OpenMP over channels
 (reduce) and over the N*C maps (apply); dense (N, D): over column blocks (reduce) and rows (apply).
-These two passes serve float64 training. float32 training runs ``train`` (C, below): float32
-partial sums shifted by the first value and folded into float64, with one pass structure per layout
-(maps whose channels fit in L2 sweep channel groups, so x and dy come from memory once).
-Evaluation runs ``eval_forward``: one pass, y = gamma / sqrt(var + eps) (x - mu) + beta.
+These two passes serve evaluation and float64 training. float32 training runs ``train`` (C,
+below): float32 partial sums shifted by the first value and folded into float64, with one pass
+structure per layout (maps whose channels fit in L2 sweep channel groups, so x and dy come from
+memory once).
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
-
-import numpy as np
 
 ctypedef fused real:
     float
@@ -454,7 +451,7 @@ def train(bint backward, const float[:, :, ::1] x, const float[:, :, ::1] dy, co
     cdef const float *inv = &invstd[0] if backward else NULL
     cdef int ok
     cdef long chan_bytes = N * L * (8 if backward else 4)
-    cdef long grp = max(1, min(64, CHAN_GROUP_BYTES // chan_bytes))
+    cdef long grp = CHAN_GROUP_BYTES // chan_bytes       # dlb_bn_chan_f clamps it to [1, 64]
     cdef bint chan = path == 1 or (path == 0 and chan_bytes <= CHAN_BYTES)
     with nogil:
         if L == 1:
@@ -468,18 +465,3 @@ def train(bint backward, const float[:, :, ::1] x, const float[:, :, ::1] dy, co
                                &o1[0], &o2[0])
     return bool(ok)
 
-
-def eval_forward(const real[:, :, ::1] x, const real[::1] gamma, const real[::1] beta, const real[::1] mean,
-                 const real[::1] var, double eps, real[:, :, ::1] out):
-    """Inference forward (eq. 8.35 with the running averages as mu and sigma^2): out = b (x - mu) +
-    beta, b = gamma / sqrt(var + eps) formed per channel in float64, in one ``apply_dense`` /
-    ``apply_maps`` pass over (N, C, L) (L = 1: dense (N, D))."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], c
-    cdef real[::1] b = np.empty(C, dtype=np.float32 if real is float else np.float64)
-    cdef real[::1] zero = np.zeros(C, dtype=np.float32 if real is float else np.float64)
-    for c in range(C):
-        b[c] = <real> (gamma[c] / sqrt(<double> var[c] + eps))
-    if L == 1:
-        apply_dense(x[:, :, 0], x[:, :, 0], zero, b, mean, beta, out[:, :, 0])
-    else:
-        apply_maps(x, x, zero, b, mean, beta, out)

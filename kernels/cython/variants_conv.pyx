@@ -205,59 +205,35 @@ cdef extern from *:
     static inline __attribute__((always_inline)) float dlb_hsum8(dlb_v8f v) {
         return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
     }
-    /* out[a * 3 + b] = P[a] . W[b] for a < 4, b < 3: twelve named accumulators (an array of
-       vectors indexed in loops is kept on the stack by GCC, a load and a store per FMA) */
-    static inline __attribute__((always_inline)) void dlb_dot43_f(
+    /* out[a * KB + b] = P[a] . W[b] for a < 4, b < KB = DLB_FWD_KB (3 or 4): named accumulators
+       (an array of vectors indexed in loops is kept on the stack by GCC, a load and a store per
+       FMA); the fourth kernel row's lines compile away when KB is 3 */
+    static inline __attribute__((always_inline)) void dlb_dot4k_f(
             const float *restrict w, long ldw, const float *restrict p, long ldp, long len,
             float *restrict out) {
-        dlb_v8f c00 = {0}, c01 = {0}, c02 = {0}, c10 = {0}, c11 = {0}, c12 = {0};
-        dlb_v8f c20 = {0}, c21 = {0}, c22 = {0}, c30 = {0}, c31 = {0}, c32 = {0};
-        const float *w1 = w + ldw, *w2 = w + 2 * ldw;
-        const float *p1 = p + ldp, *p2 = p + 2 * ldp, *p3 = p + 3 * ldp;
-        long q = 0;
-        for (; q + 8 <= len; q += 8) {
-            dlb_v8f a, b0, b1, b2;
-            memcpy(&b0, w + q, 32); memcpy(&b1, w1 + q, 32); memcpy(&b2, w2 + q, 32);
-            memcpy(&a, p + q, 32);  c00 += a * b0; c01 += a * b1; c02 += a * b2;
-            memcpy(&a, p1 + q, 32); c10 += a * b0; c11 += a * b1; c12 += a * b2;
-            memcpy(&a, p2 + q, 32); c20 += a * b0; c21 += a * b1; c22 += a * b2;
-            memcpy(&a, p3 + q, 32); c30 += a * b0; c31 += a * b1; c32 += a * b2;
-        }
-        out[0] = dlb_hsum8(c00); out[1] = dlb_hsum8(c01); out[2] = dlb_hsum8(c02);
-        out[3] = dlb_hsum8(c10); out[4] = dlb_hsum8(c11); out[5] = dlb_hsum8(c12);
-        out[6] = dlb_hsum8(c20); out[7] = dlb_hsum8(c21); out[8] = dlb_hsum8(c22);
-        out[9] = dlb_hsum8(c30); out[10] = dlb_hsum8(c31); out[11] = dlb_hsum8(c32);
-        for (; q < len; q++)
-            for (int u = 0; u < 4; u++)
-                for (int v = 0; v < 3; v++) out[u * 3 + v] += p[u * ldp + q] * w[v * ldw + q];
-    }
-    /* out[a * 4 + b] = P[a] . W[b] for a, b < 4: sixteen accumulators (with AVX-512VL GCC has 32
-       ymm registers: 16 + 4 kernel vectors + 1 patch vector fit, 8 loads per 16 FMAs) */
-    static inline __attribute__((always_inline)) void dlb_dot44_f(
-            const float *restrict w, long ldw, const float *restrict p, long ldp, long len,
-            float *restrict out) {
+        const int KB = DLB_FWD_KB;
         dlb_v8f c00 = {0}, c01 = {0}, c02 = {0}, c03 = {0}, c10 = {0}, c11 = {0}, c12 = {0}, c13 = {0};
         dlb_v8f c20 = {0}, c21 = {0}, c22 = {0}, c23 = {0}, c30 = {0}, c31 = {0}, c32 = {0}, c33 = {0};
         const float *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
         const float *p1 = p + ldp, *p2 = p + 2 * ldp, *p3 = p + 3 * ldp;
         long q = 0;
         for (; q + 8 <= len; q += 8) {
-            dlb_v8f a, b0, b1, b2, b3;
-            memcpy(&b0, w + q, 32); memcpy(&b1, w1 + q, 32); memcpy(&b2, w2 + q, 32); memcpy(&b3, w3 + q, 32);
-            memcpy(&a, p + q, 32);  c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
-            memcpy(&a, p1 + q, 32); c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
-            memcpy(&a, p2 + q, 32); c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
-            memcpy(&a, p3 + q, 32); c30 += a * b0; c31 += a * b1; c32 += a * b2; c33 += a * b3;
+            dlb_v8f a, b0, b1, b2, b3 = {0};
+            memcpy(&b0, w + q, 32); memcpy(&b1, w1 + q, 32); memcpy(&b2, w2 + q, 32);
+            if (KB == 4) memcpy(&b3, w3 + q, 32);
+            memcpy(&a, p + q, 32);  c00 += a * b0; c01 += a * b1; c02 += a * b2; if (KB == 4) c03 += a * b3;
+            memcpy(&a, p1 + q, 32); c10 += a * b0; c11 += a * b1; c12 += a * b2; if (KB == 4) c13 += a * b3;
+            memcpy(&a, p2 + q, 32); c20 += a * b0; c21 += a * b1; c22 += a * b2; if (KB == 4) c23 += a * b3;
+            memcpy(&a, p3 + q, 32); c30 += a * b0; c31 += a * b1; c32 += a * b2; if (KB == 4) c33 += a * b3;
         }
-        out[0] = dlb_hsum8(c00); out[1] = dlb_hsum8(c01); out[2] = dlb_hsum8(c02); out[3] = dlb_hsum8(c03);
-        out[4] = dlb_hsum8(c10); out[5] = dlb_hsum8(c11); out[6] = dlb_hsum8(c12); out[7] = dlb_hsum8(c13);
-        out[8] = dlb_hsum8(c20); out[9] = dlb_hsum8(c21); out[10] = dlb_hsum8(c22); out[11] = dlb_hsum8(c23);
-        out[12] = dlb_hsum8(c30); out[13] = dlb_hsum8(c31); out[14] = dlb_hsum8(c32); out[15] = dlb_hsum8(c33);
+        dlb_v8f acc[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
+        for (int u = 0; u < 4; u++)
+            for (int v = 0; v < KB; v++) out[u * KB + v] = dlb_hsum8(acc[4 * u + v]);
         for (; q < len; q++)
             for (int u = 0; u < 4; u++)
-                for (int v = 0; v < 4; v++) out[u * 4 + v] += p[u * ldp + q] * w[v * ldw + q];
+                for (int v = 0; v < KB; v++) out[u * KB + v] += p[u * ldp + q] * w[v * ldw + q];
     }
-    /* one dot product (the remainders of the 4 x 3 blocks): four vector accumulators */
+    /* one dot product (the remainders of the 4 x KB blocks): four vector accumulators */
     static inline float dlb_dot1_f(const float *restrict w, const float *restrict p, long len) {
         dlb_v8f c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
         long q = 0;
@@ -312,8 +288,7 @@ cdef extern from *:
                 long k0 = 0;
                 for (; k0 + KB <= K; k0 += KB) {
                     for (long n0 = 0; n0 < n4; n0 += 4) {
-                        if (KB == 4) dlb_dot44_f(wt + k0 * crs, crs, p + n0 * crs, crs, crs, out);
-                        else dlb_dot43_f(wt + k0 * crs, crs, p + n0 * crs, crs, crs, out);
+                        dlb_dot4k_f(wt + k0 * crs, crs, p + n0 * crs, crs, crs, out);
                         for (long u = 0; u < 4; u++)
                             for (long v = 0; v < KB; v++)
                                 y[((n0 + u) * K + k0 + v) * HW + loc] =
@@ -337,6 +312,16 @@ cdef extern from *:
        dP (N x CRS) = G W. Both are register blocks of 4 rows x 16 columns (8 vector
        accumulators, each output written once), vectorised along CRS; the axpy form they
        replace loaded and stored its output row once per 4 FMAs. */
+    /* the scalar remainders of dlb_lc_gtp_f: rows [k0, k1), columns [q0, crs) */
+    static inline void dlb_lc_gtp_tail_f(const float *restrict g, long ldg, const float *restrict p, long N,
+                                         long k0, long k1, long q0, long crs, float *restrict dw, int init) {
+        for (long k = k0; k < k1; k++)
+            for (long q = q0; q < crs; q++) {
+                float acc = init ? 0.0f : dw[k * crs + q];
+                for (long n = 0; n < N; n++) acc += g[n * ldg + k] * p[n * crs + q];
+                dw[k * crs + q] = acc;
+            }
+    }
     static inline void dlb_lc_gtp_f(const float *restrict g, long ldg, const float *restrict p, long N,
                                     long kb, long crs, float *restrict dw, int init) {
         long k0 = 0;
@@ -361,19 +346,9 @@ cdef extern from *:
                         memcpy(o, &old, 32);
                     }
             }
-            for (; q < crs; q++)
-                for (long u = 0; u < 4; u++) {
-                    float acc = init ? 0.0f : dw[(k0 + u) * crs + q];
-                    for (long n = 0; n < N; n++) acc += g[n * ldg + k0 + u] * p[n * crs + q];
-                    dw[(k0 + u) * crs + q] = acc;
-                }
+            dlb_lc_gtp_tail_f(g, ldg, p, N, k0, k0 + 4, q, crs, dw, init);
         }
-        for (; k0 < kb; k0++)
-            for (long q = 0; q < crs; q++) {
-                float acc = init ? 0.0f : dw[k0 * crs + q];
-                for (long n = 0; n < N; n++) acc += g[n * ldg + k0] * p[n * crs + q];
-                dw[k0 * crs + q] = acc;
-            }
+        dlb_lc_gtp_tail_f(g, ldg, p, N, k0, kb, 0, crs, dw, init);
     }
     static inline void dlb_lc_gw_f(const float *restrict g, long K, const float *restrict w, long N, long crs,
                                    float *restrict d) {

@@ -98,23 +98,37 @@ cdef extern from *:
         __m256 t = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
         return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
     }
-    static inline __m256 dlb_vred8(int code, const float *a, const float *b, const float *e, long c,
-                                   __m256 w0, __m256 w1, __m256 w2) {
-        __m256 va = _mm256_loadu_ps(a + c), vb = _mm256_loadu_ps(b + c), ve = _mm256_loadu_ps(e + c);
+    /* the reduction of three vectors: max (code 0), weighted sum (1) or weighted sum of squares (2) */
+    static inline __attribute__((always_inline)) __m256 dlb_red3(int code, __m256 va, __m256 vb, __m256 ve, __m256 w0, __m256 w1, __m256 w2) {
         if (code == 0) return _mm256_max_ps(_mm256_max_ps(va, vb), ve);
         if (code == 1) return _mm256_fmadd_ps(w2, ve, _mm256_fmadd_ps(w1, vb, _mm256_mul_ps(w0, va)));
         return _mm256_fmadd_ps(_mm256_mul_ps(w2, ve), ve,
                                _mm256_fmadd_ps(_mm256_mul_ps(w1, vb), vb, _mm256_mul_ps(va, va)));
     }
+    static inline __m256 dlb_vred8(int code, const float *a, const float *b, const float *e, long c,
+                                   __m256 w0, __m256 w1, __m256 w2) {
+        return dlb_red3(code, _mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), _mm256_loadu_ps(e + c), w0, w1, w2);
+    }
+    /* lanes l < n set */
+    static inline __m256i dlb_lanes_below(long n) {
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32((int) n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+    /* 8 outputs from the vertical reductions of columns [c, c + 16) (l0, h0) and [c + 1, c + 17)
+       (l1, h1): output i reduces columns c + 2i, c + 2i + 1, c + 2i + 2 (max, weighted by c0..c2,
+       or the square root of the sum for L2) */
+    static inline __attribute__((always_inline)) __m256 dlb_hred3(int code, __m256 l0, __m256 h0, __m256 l1, __m256 h1, __m256 c0, __m256 c1,
+                                   __m256 c2) {
+        __m256 ev = dlb_even8(l0, h0), od = dlb_odd8(l0, h0), nx = dlb_odd8(l1, h1);
+        if (code == 0) return _mm256_max_ps(_mm256_max_ps(ev, od), nx);
+        if (code == 1) return _mm256_fmadd_ps(c2, nx, _mm256_fmadd_ps(c1, od, _mm256_mul_ps(c0, ev)));
+        return _mm256_sqrt_ps(_mm256_add_ps(_mm256_add_ps(ev, od), nx));
+    }
     /* dlb_vred8 with the lanes at columns >= `cols` (relative to c = 0) masked off (read as 0) */
     static inline __m256 dlb_vred8m(int code, const float *a, const float *b, const float *e, long c, long cols,
                                     __m256 w0, __m256 w1, __m256 w2) {
-        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int) (cols - c)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 va = _mm256_maskload_ps(a + c, m), vb = _mm256_maskload_ps(b + c, m), ve = _mm256_maskload_ps(e + c, m);
-        if (code == 0) return _mm256_max_ps(_mm256_max_ps(va, vb), ve);
-        if (code == 1) return _mm256_fmadd_ps(w2, ve, _mm256_fmadd_ps(w1, vb, _mm256_mul_ps(w0, va)));
-        return _mm256_fmadd_ps(_mm256_mul_ps(w2, ve), ve,
-                               _mm256_fmadd_ps(_mm256_mul_ps(w1, vb), vb, _mm256_mul_ps(va, va)));
+        __m256i m = dlb_lanes_below(cols - c);
+        return dlb_red3(code, _mm256_maskload_ps(a + c, m), _mm256_maskload_ps(b + c, m),
+                        _mm256_maskload_ps(e + c, m), w0, w1, w2);
     }
     #endif
     static inline __attribute__((always_inline)) int dlb_fwd_s2k3_f(int code, const float *x, long ld, long nr, const float *wr,
@@ -131,11 +145,7 @@ cdef extern from *:
             const long cols = 2 * n + 1;         /* columns [0, 2n]; masked lanes feed outputs >= n */
             __m256 l0 = dlb_vred8m(code, a, b, e, 0, cols, w0, w1, w2), h0 = dlb_vred8m(code, a, b, e, 8, cols, w0, w1, w2);
             __m256 l1 = dlb_vred8m(code, a, b, e, 1, cols, w0, w1, w2), h1 = dlb_vred8m(code, a, b, e, 9, cols, w0, w1, w2);
-            __m256 ev = dlb_even8(l0, h0), od = dlb_odd8(l0, h0), nx = dlb_odd8(l1, h1), r;
-            if (code == 0) r = _mm256_max_ps(_mm256_max_ps(ev, od), nx);
-            else if (code == 1) r = _mm256_fmadd_ps(c2, nx, _mm256_fmadd_ps(c1, od, _mm256_mul_ps(c0, ev)));
-            else r = _mm256_sqrt_ps(_mm256_add_ps(_mm256_add_ps(ev, od), nx));
-            _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32((int) n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), r);
+            _mm256_maskstore_ps(y, dlb_lanes_below(n), dlb_hred3(code, l0, h0, l1, h1, c0, c1, c2));
             return 1;
         }
         for (long i = 0;; i += 8) {
@@ -146,11 +156,7 @@ cdef extern from *:
                column 2n, the last one of the run's last window */
             __m256 l1 = dlb_vred8(code, a, b, e, 2 * i + 1, w0, w1, w2);
             __m256 h1 = dlb_vred8(code, a, b, e, 2 * i + 9, w0, w1, w2);
-            __m256 ev = dlb_even8(l0, h0), od = dlb_odd8(l0, h0), nx = dlb_odd8(l1, h1), r;
-            if (code == 0) r = _mm256_max_ps(_mm256_max_ps(ev, od), nx);
-            else if (code == 1) r = _mm256_fmadd_ps(c2, nx, _mm256_fmadd_ps(c1, od, _mm256_mul_ps(c0, ev)));
-            else r = _mm256_sqrt_ps(_mm256_add_ps(_mm256_add_ps(ev, od), nx));
-            _mm256_storeu_ps(y + i, r);
+            _mm256_storeu_ps(y + i, dlb_hred3(code, l0, h0, l1, h1, c0, c1, c2));
             if (i + 8 >= n) break;
         }
         return 1;

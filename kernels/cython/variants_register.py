@@ -93,12 +93,8 @@ def _apply(u, v, a, b, sv, d):
 def batch_norm(x3, gamma, beta, mean, var, training, eps):
     """Eq. 8.35-8.37; returns (y, mean, var). float32 training: one C pass structure
     (``variants_bn.train``: sums, per-channel finish, normalisation); otherwise the two-pass driver
-    (a statistics pass, then one normalising pass). Eval: ``variants_bn.eval_forward``, one pass."""
-    if not training:
-        y = np.empty_like(x3)
-        _bn.eval_forward(x3, gamma, beta, mean, var, eps, y)
-        return y, mean, var
-    if x3.dtype == np.float32:
+    (a statistics pass, then one normalising pass; eval: the normalising pass alone)."""
+    if training and x3.dtype == np.float32:
         c = x3.shape[1]
         y, mean64, var64 = np.empty_like(x3), np.empty(c), np.empty(c)
         if _bn.train(False, x3, x3, gamma, beta, gamma, gamma, eps, y, mean64, var64):

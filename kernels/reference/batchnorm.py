@@ -53,19 +53,21 @@ def batch_norm_backward(dy3, x3, gamma, mean, invstd, training):
 # data: x - K loses nothing to a rounded mean, and the O(C) coefficients are formed in float64.
 
 def forward_driver(x3, gamma, beta, mean, var, training, eps, reduce, apply):
-    """Eq. 8.35-8.37 with two passes: statistics (training) and y = gamma invstd (x - K) + d."""
+    """Eq. 8.35-8.37 with two passes: statistics (training) and y = gamma invstd (x - K) + d.
+    Inference is the normalising pass alone, with the given mu as the shift: y = gamma invstd
+    (x - mu) + beta (mean, var, gamma, beta: x's dtype; a handful of O(C) array ops, a tenth of
+    the pass at (256, 4096) with the training form's)."""
     dt = x3.dtype
+    if not training:
+        b = (np.asarray(gamma, np.float64) / np.sqrt(np.asarray(var, np.float64) + eps)).astype(dt)
+        return apply(x3, x3, np.zeros_like(b), b, mean, beta), mean, var
     shift = np.ascontiguousarray(x3[0, :, 0])
     k64 = shift.astype(np.float64)
-    if training:
-        m = x3.shape[0] * x3.shape[2]
-        s1, s2 = reduce(x3, x3, shift, shift)
-        dmean = s1 / m
-        mean64 = k64 + dmean
-        var64 = np.maximum(s2 / m - dmean * dmean, 0.0)
-    else:
-        mean64 = np.asarray(mean, np.float64)
-        var64 = np.asarray(var, np.float64)
+    m = x3.shape[0] * x3.shape[2]
+    s1, s2 = reduce(x3, x3, shift, shift)
+    dmean = s1 / m
+    mean64 = k64 + dmean
+    var64 = np.maximum(s2 / m - dmean * dmean, 0.0)
     b = np.asarray(gamma, np.float64) / np.sqrt(var64 + eps)
     d = np.asarray(beta, np.float64) + b * (k64 - mean64)
     y = apply(x3, x3, np.zeros(len(b), dt), b.astype(dt), shift, d.astype(dt))
