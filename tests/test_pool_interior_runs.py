@@ -141,3 +141,43 @@ def test_max_backward_from_any_indices(backend, hw, size, stride, pad, remap):
     adx = ops.adaptive_pool2d_backward(dy, x, y.shape[2:], "max", indices=idx, backend=backend)
     np.testing.assert_allclose(adx, ops.adaptive_pool2d_backward(dy, x, y.shape[2:], "max", indices=idx,
                                                                  backend="numpy"), **TOL["float32"])
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("hw,pad,ceil_mode", [((13, 13), 0, False), ((14, 14), 1, False), ((7, 15), 1, False),
+                                              ((40, 16), 0, True), ((5, 3), 1, True), ((9, 12), 1, True)])
+def test_small_map_max_matches_reference(backend, hw, pad, ceil_mode):
+    """float32 3x3/s2 max pooling of maps at most 16 columns wide (with the padding) and 7 windows
+    across: the cython backend's whole-row AVX-512 path (windows clipped by padding, the smaller
+    last region, ties, infinities); adaptive 13 -> 6 takes it too."""
+    rng = np.random.default_rng(hw[0] * 31 + hw[1])
+    x = np.round(rng.standard_normal((3, 4) + hw) * 2).astype(np.float32)
+    x[0, 0, 0, :2] = -np.inf
+    x[1, 2, -1, -1] = np.inf
+    args = ("max", 3, 2, pad, ceil_mode, 1.0)
+    want = ops.pool2d(x, *args, backend="numpy")
+    np.testing.assert_array_equal(ops.pool2d(x, *args, backend=backend), want)
+    np.testing.assert_array_equal(ops.adaptive_pool2d(x[..., :13, :13], 6, "max", backend=backend),
+                                  ops.adaptive_pool2d(x[..., :13, :13], 6, "max", backend="numpy"))
+
+
+def test_small_map_max_path_is_taken_where_it_applies():
+    """The plans of the suite's adaptive 13 -> 6 row and of 3x3/s2 on 13^2 / 14^2 maps fit the
+    small-map path; 16 columns with padding (17 lanes) or 8 windows across do not."""
+    if not backend_status("cython").available:
+        pytest.skip(backend_status("cython").reason)
+    from dlbench.kernels.cython import variants_pool
+    from dlbench.kernels.reference.pool import adaptive_plan, region_plan
+
+    if not variants_pool.HAVE_AVX512:
+        pytest.skip("built without AVX-512: the row-by-row path serves these maps")
+
+    def pad_of(w, pad, out):
+        pads = ((pad, pad), (pad, pad))
+        plan = region_plan((w, w), "max", (3, 3), (2, 2), pads, (out, out), 1.0, np.float32)
+        return variants_pool.small_max_applies(plan.ws, plan.we, w)
+
+    plan = adaptive_plan((13, 13), "max", (6, 6), np.float32)
+    assert variants_pool.small_max_applies(plan.ws, plan.we, 13) == 0
+    assert pad_of(13, 0, 6) == 0 and pad_of(14, 1, 7) == 1
+    assert pad_of(16, 1, 8) == -1 and pad_of(16, 0, 7) == 0 and pad_of(17, 0, 8) == -1
