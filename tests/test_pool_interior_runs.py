@@ -181,3 +181,35 @@ def test_small_map_max_path_is_taken_where_it_applies():
     assert variants_pool.small_max_applies(plan.ws, plan.we, 13) == 0
     assert pad_of(13, 0, 6) == 0 and pad_of(14, 1, 7) == 1
     assert pad_of(16, 1, 8) == -1 and pad_of(16, 0, 7) == 0 and pad_of(17, 0, 8) == -1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("P,L,M", [(1, 4, 3), (3, 48, 10), (5, 2240, 560), (7, 169, 36), (2, 20, 100)])
+@pytest.mark.parametrize("aligned", [True, False])
+def test_scatter_max_matches_add_at(dtype, P, L, M, aligned):
+    """The cython scatter (float32: double-buffered planes copied out line by line, non-temporal
+    when dx is line-aligned and L a multiple of 16) equals np.add.at: repeated indices add up,
+    out-of-range ones are skipped and counted, maps fewer than the threads, lines and tails."""
+    if not backend_status("cython").available:
+        pytest.skip(backend_status("cython").reason)
+    from dlbench.kernels.cython import variants_pool
+
+    from dlbench.allocator import empty_aligned
+
+    rng = np.random.default_rng(P * L + M)
+    dy = rng.standard_normal((P, M)).astype(dtype)
+    idx = rng.integers(0, L, (P, M))
+    idx[0, : min(M, 5)] = 0                       # collisions
+    idx[-1, -1] = L                               # out of range: skipped, counted
+    if P > 1:
+        idx[1, 0] = -(2**32) + 1
+    raw = empty_aligned((P * L + 1,), dtype)
+    dx = (raw[:-1] if aligned else raw[1:]).reshape(P, L)
+    dx[...] = np.nan                              # every element must be written
+    bad = variants_pool.scatter_max(dy, idx, dx)
+    want = np.zeros((P, L), dtype)
+    ok = (idx >= 0) & (idx < L)
+    for p in range(P):
+        np.add.at(want[p], idx[p][ok[p]], dy[p][ok[p]])
+    assert bad == (~ok).sum()
+    np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)

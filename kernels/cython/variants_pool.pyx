@@ -241,6 +241,79 @@ cdef extern from *:
             else dlb_s2k3_maps(2, x, y, P, H, W, Ho, Wo, hs, he, ws, we, wr, ldr, wc, ldc, o0, o1, half, qb, qe);
         }
     }
+    /* Max pooling's backward from the forward's argmax indices, float32: dx (P, L) = 0, then
+       dx[p, idx[p, o]] += dy[p, o]. Each thread scatters map p into one of two plane buffers (L1/L2
+       resident, kept zeroed) while the other buffer, map p - 1's, is copied out and cleared one
+       64-byte line every ceil(M / lines) windows, so the writes of dx drain while the scatter
+       computes (non-temporal when `nt`: dx 64-byte aligned and L a multiple of 16). Against
+       zeroing dx and scattering in place (glibc memset then the scatter, in bursts), 16 x 64 maps of
+       112^2 went 2.06-2.30 -> 1.77-1.84 ms, next to a plain read-then-write pass over the same
+       bytes (1.69-1.79 ms). Returns the number of indices outside [0, L) (skipped), or -1 when
+       the buffers cannot be allocated. */
+    static inline void dlb_flush_line(float *d, float *b, long line, int nt) {
+        float *o = d + 16 * line, *i = b + 16 * line;
+    #if defined(__AVX512F__)
+        if (nt) _mm512_stream_ps(o, _mm512_load_ps(i)); else _mm512_storeu_ps(o, _mm512_load_ps(i));
+        _mm512_store_ps(i, _mm512_setzero_ps());
+    #elif defined(__AVX__)
+        if (nt) { _mm256_stream_ps(o, _mm256_load_ps(i)); _mm256_stream_ps(o + 8, _mm256_load_ps(i + 8)); }
+        else { _mm256_storeu_ps(o, _mm256_load_ps(i)); _mm256_storeu_ps(o + 8, _mm256_load_ps(i + 8)); }
+        _mm256_store_ps(i, _mm256_setzero_ps()); _mm256_store_ps(i + 8, _mm256_setzero_ps());
+    #else
+        for (int k = 0; k < 16; k++) { o[k] = i[k]; i[k] = 0; }
+    #endif
+    }
+    static long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M, int nt) {
+        long bad = 0, failed = 0;
+        const long Lp = (L + 15) & ~15L, nlines = L / 16;
+        const long every = nlines > 0 ? (M + nlines - 1) / nlines : M + 1;
+    #ifndef __AVX__
+        nt = 0;
+    #endif
+        #pragma omp parallel reduction(+ : bad, failed)
+        {
+            long nth = 1, id = 0;
+    #ifdef _OPENMP
+            nth = omp_get_num_threads();
+            id = omp_get_thread_num();
+    #endif
+            float *bufs = (float *) aligned_alloc(64, 2 * Lp * sizeof(float));
+            if (!bufs) failed = 1;
+            else {
+                memset(bufs, 0, 2 * Lp * sizeof(float));
+                float *prev = 0;
+                long cur = 0, p0 = P * id / nth, p1 = P * (id + 1) / nth;
+                for (long p = p0; p <= p1; p++) {
+                    float *buf = bufs + cur * Lp, *pb = bufs + (1 - cur) * Lp;
+                    long line = 0;
+                    if (p < p1) {
+                        const float *g = dy + p * M;
+                        const long *ip = idx + p * M;
+                        for (long o = 0; o < M; o += every) {
+                            if (prev && line < nlines) dlb_flush_line(prev, pb, line++, nt);
+                            long o1 = o + every < M ? o + every : M;
+                            for (long u = o; u < o1; u++) {
+                                long j = ip[u];
+                                if ((unsigned long) j >= (unsigned long) L) bad++;
+                                else buf[j] += g[u];
+                            }
+                        }
+                    }
+                    if (prev) {
+                        for (; line < nlines; line++) dlb_flush_line(prev, pb, line, nt);
+                        for (long i = 16 * nlines; i < L; i++) { prev[i] = pb[i]; pb[i] = 0; }
+                    }
+                    prev = dx + p * L;
+                    cur = 1 - cur;
+                }
+    #ifdef __AVX__
+                if (nt) _mm_sfence();
+    #endif
+                free(bufs);
+            }
+        }
+        return failed ? -1 : bad;
+    }
     /* Max pooling of small maps with 3-column, stride-2 windows (AVX-512): a whole input row is one
        16-lane vector, loaded shifted by the left padding pw so that window ox covers lanes 2 ox ..
        2 ox + 2 (lanes outside the map read -inf). Each output row is the max of its <= 3 input
@@ -747,6 +820,7 @@ cdef extern from *:
     int dlb_bwd_blocks_f(int code, const float *x, const float *y, const float *dy, float *dx, long P, long H,
                          long W, long Ho, long Wo, const long *hs, const float *wr, long ldr, const long *lo,
                          const long *hi, const long *base, const float *wv, const int *mask) nogil
+    long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M, int nt) nogil
     int dlb_fwd_small_max_f(const float *x, float *y, long P, long H, long W, long Ho, long Wo, const long *hs,
                             const long *he, long pw) nogil
     void dlb_fwd_s2k3_maps_f(int code, const float *x, float *y, long P, long H, long W, long Ho, long Wo,
@@ -1000,14 +1074,25 @@ def row_fill(const real[::1] g, real[:, ::1] dx2, int nch=0):
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
     """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices.
     Returns the number of indices outside [0, H*W) (skipped; the check costs no extra pass over
-    memory). OpenMP over the maps; the indices and dy are prefetched ahead."""
+    memory). float32: ``dlb_scatter_max_f`` (double-buffered planes, dx written with non-temporal
+    stores when it starts on a cache line and H*W is a multiple of 16); float64: OpenMP over the
+    maps, zeroing then scattering in place, the indices and dy prefetched ahead."""
     cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o, bad = 0
-    cdef long j
+    cdef long j, res
     cdef real *d
     cdef const real *g
     cdef const long *ip
     cdef const char *pf
     cdef const char *pg
+    cdef int nt
+    if P == 0 or L == 0:
+        return 0
+    if real is float:
+        nt = (<size_t> &dx[0, 0]) % 64 == 0 and L % 16 == 0
+        with nogil:
+            res = dlb_scatter_max_f(&dy[0, 0] if M > 0 else NULL, &idx[0, 0] if M > 0 else NULL, &dx[0, 0], P, L, M, nt)
+        if res >= 0:
+            return res
     with nogil, parallel():
         pf = NULL
         pg = NULL
