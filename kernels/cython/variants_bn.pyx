@@ -196,6 +196,35 @@ cdef extern from *:
             *ca = (float) a; *cb = (float) b; *cd = (float) (-a * a1 / m + b * kmu);
         }
     }
+    /* dlb_bn_coef over columns [c0, c1) of the summed rows A1, A2, vectorised: the reciprocal of m
+       multiplies, and the forward's gamma / sqrt(var + eps) is taken in float32 (the coefficient is
+       stored as float32 anyway). One thread's 2048 columns at (256, 4096): 11.5 -> ~3 us. */
+    static inline __attribute__((always_inline)) void dlb_bn_coef_cols(
+            int backward, const double *A1, const double *A2, const float *k, long c0, long c1, double m,
+            double eps, const float *gamma, const float *beta, const float *mean, const float *invstd,
+            double *o1, double *o2, float *ca, float *cb, float *cd) {
+        const double rm = 1.0 / m;
+        if (!backward) {
+            #pragma omp simd
+            for (long c = c0; c < c1; c++) {
+                double dm = A1[c] * rm, vr = A2[c] * rm - dm * dm;
+                vr = vr > 0 ? vr : 0;
+                o1[c] = k[c] + dm;
+                o2[c] = vr;
+                float b = gamma[c] / sqrtf((float) (vr + eps));
+                ca[c] = 0; cb[c] = b; cd[c] = (float) (beta[c] - (double) b * dm);
+            }
+        } else {
+            #pragma omp simd
+            for (long c = c0; c < c1; c++) {
+                double a1 = A1[c], kmu = k[c] - mean[c], q2 = A2[c] + kmu * a1, inv = invstd[c];
+                double a = gamma[c] * inv, b = -a * inv * inv * q2 * rm;
+                o1[c] = q2 * inv;
+                o2[c] = a1;
+                ca[c] = (float) a; cb[c] = (float) b; cd[c] = (float) (-a * a1 * rm + b * kmu);
+            }
+        }
+    }
     /* Dense (N, D) float32 training forward (backward = 0) or backward (1), eq. 8.35-8.37, in
        three contiguous phases (rows are read in memory order; a column-tile walk with D-strided
        rows defeats the prefetchers and, at power-of-two D, maps a whole tile onto a few L2 sets):
@@ -213,7 +242,7 @@ cdef extern from *:
         ntm = omp_get_max_threads();
     #endif
         if (ntm > N / 4) ntm = N / 4 > 0 ? (int) (N / 4) : 1;   /* at least four rows a thread */
-        double *S = (double *) calloc((size_t) (2 * ntm) * D, sizeof(double));
+        double *S = (double *) malloc((size_t) (2 * ntm) * D * sizeof(double));   /* set by each thread */
         float *P = (float *) malloc((size_t) (2 * ntm) * D * sizeof(float));
         float *coef = (float *) malloc(3 * D * sizeof(float));
         if (!S || !P || !coef) { free(S); free(P); free(coef); return 0; }
@@ -266,16 +295,26 @@ cdef extern from *:
                         for (long c = 0; c < D; c++) { float d0 = u0[c] - k[c]; p1[c] += d0; p2[c] += d0 * d0; }
                     }
                 }
-                #pragma omp simd
-                for (long c = 0; c < D; c++) { s1[c] += p1[c]; s2[c] += p2[c]; }
+                if (b0 == e0) {
+                    #pragma omp simd
+                    for (long c = 0; c < D; c++) { s1[c] = p1[c]; s2[c] = p2[c]; }
+                } else {
+                    #pragma omp simd
+                    for (long c = 0; c < D; c++) { s1[c] += p1[c]; s2[c] += p2[c]; }
+                }
             }
+            if (e0 >= e1) for (long c = 0; c < D; c++) s1[c] = s2[c] = 0;
             #pragma omp barrier
-            for (long c = D * id / nt; c < D * (id + 1) / nt; c++) {
-                double a1 = 0, a2 = 0;
-                for (long t = 0; t < nt; t++) { a1 += S[2 * t * D + c]; a2 += S[(2 * t + 1) * D + c]; }
-                dlb_bn_coef(backward, a1, a2, k[c], m, eps, gamma[c], backward ? 0.0 : beta[c],
-                            backward ? mean[c] : 0.0, backward ? invstd[c] : 0.0, o1 + c, o2 + c, coef + c,
-                            coef + D + c, coef + 2 * D + c);
+            {   /* this thread's columns: the threads' sums into thread 0's rows, then coefficients */
+                const long c0 = D * id / nt, c1 = D * (id + 1) / nt;
+                double *restrict A1 = S, *restrict A2 = S + D;
+                for (long t = 1; t < nt; t++) {
+                    const double *restrict B1 = S + 2 * t * D, *restrict B2 = B1 + D;
+                    #pragma omp simd
+                    for (long c = c0; c < c1; c++) { A1[c] += B1[c]; A2[c] += B2[c]; }
+                }
+                dlb_bn_coef_cols(backward, A1, A2, k, c0, c1, m, eps, gamma, beta, mean, invstd, o1, o2,
+                                 coef, coef + D, coef + 2 * D);
             }
             #pragma omp barrier
             const float *restrict ca = coef, *restrict cb = coef + D, *restrict cd = coef + 2 * D;
