@@ -184,12 +184,16 @@ def test_small_map_max_path_is_taken_where_it_applies():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("P,L,M", [(1, 4, 3), (3, 48, 10), (5, 2240, 560), (7, 169, 36), (2, 20, 100)])
+@pytest.mark.parametrize("P,L,M", [(1, 4, 3), (3, 48, 10), (5, 2240, 560), (7, 169, 36), (2, 20, 100),
+                                   (2051, 4096, 64), (3, 2**22, 500)])
 @pytest.mark.parametrize("aligned", [True, False])
 def test_scatter_max_matches_add_at(dtype, P, L, M, aligned):
-    """The cython scatter (float32: double-buffered planes copied out line by line, non-temporal
-    when dx is line-aligned and L a multiple of 16) equals np.add.at: repeated indices add up,
-    out-of-range ones are skipped and counted, maps fewer than the threads, lines and tails."""
+    """The cython scatter equals np.add.at: repeated indices add up, out-of-range ones are skipped
+    and counted, maps fewer than the threads. float32 outputs of >= 32 MiB on a cache line with L a
+    multiple of 16 take the double-buffered path (groups of two 4096-float maps and a last group
+    of one; single 16 MiB maps, fewer than the threads' groups); the rest zero and scatter in place."""
+    if dtype == "float64" and P * L > 2**20:
+        pytest.skip("the large shapes exercise the float32 path")
     if not backend_status("cython").available:
         pytest.skip(backend_status("cython").reason)
     from dlbench.kernels.cython import variants_pool
@@ -206,6 +210,8 @@ def test_scatter_max_matches_add_at(dtype, P, L, M, aligned):
     raw = empty_aligned((P * L + 1,), dtype)
     dx = (raw[:-1] if aligned else raw[1:]).reshape(P, L)
     dx[...] = np.nan                              # every element must be written
+    buffered = dtype == "float32" and aligned and P * L * 4 >= 32 << 20
+    assert variants_pool.scatter_max_buffered(dx) == buffered
     bad = variants_pool.scatter_max(dy, idx, dx)
     want = np.zeros((P, L), dtype)
     ok = (idx >= 0) & (idx < L)

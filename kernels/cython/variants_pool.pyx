@@ -241,14 +241,18 @@ cdef extern from *:
             else dlb_s2k3_maps(2, x, y, P, H, W, Ho, Wo, hs, he, ws, we, wr, ldr, wc, ldc, o0, o1, half, qb, qe);
         }
     }
-    /* Max pooling's backward from the forward's argmax indices, float32: dx (P, L) = 0, then
-       dx[p, idx[p, o]] += dy[p, o]. Each thread scatters map p into one of two plane buffers (L1/L2
-       resident, kept zeroed) while the other buffer, map p - 1's, is copied out and cleared one
-       64-byte line every ceil(M / lines) windows, so the writes of dx drain while the scatter
-       computes (non-temporal when `nt`: dx 64-byte aligned and L a multiple of 16). Against
-       zeroing dx and scattering in place (glibc memset then the scatter, in bursts), 16 x 64 maps of
-       112^2 went 2.06-2.30 -> 1.77-1.84 ms, next to a plain read-then-write pass over the same
-       bytes (1.69-1.79 ms). Returns the number of indices outside [0, L) (skipped), or -1 when
+    /* Max pooling's backward from the forward's argmax indices, float32, for large outputs: dx
+       (P, L) = 0, then dx[p, idx[p, o]] += dy[p, o]. Each thread scatters a group of maps (about
+       DLB_SCATTER_FLOATS floats of dx) into one of two buffers (L1/L2 resident, kept zeroed) while
+       the other buffer, the previous group's, is copied out with non-temporal stores and cleared,
+       one 64-byte line every ceil(windows / lines) windows: dx's writes drain while the scatter
+       computes, and skip the read-for-ownership of zeroing dx in place. 16 x 64 maps of 112^2
+       (51 MB of dx) went 2.06-2.30 -> 1.77-1.84 ms, next to a plain read-then-write pass over the
+       same bytes (1.69-1.79 ms); 16384 maps of 28^2 2.3 -> 1.8 ms. Only where the stores pay:
+       dx line-aligned, L a multiple of 16 and dx at least DLB_SCATTER_NT_BYTES. Outputs that stay
+       in cache (5.5 MB of 13^2 maps: 0.17 -> 0.19-0.26 ms) or groups of odd-sized maps (65536 x
+       13^2: 1.45 -> 1.53 ms) were slower than zeroing and scattering in place, which they keep
+       (return -2). Otherwise returns the number of indices outside [0, L) (skipped), or -1 when
        the buffers cannot be allocated. */
     static inline void dlb_flush_line(float *d, float *b, long line, int nt) {
         float *o = d + 16 * line, *i = b + 16 * line;
@@ -263,13 +267,23 @@ cdef extern from *:
         for (int k = 0; k < 16; k++) { o[k] = i[k]; i[k] = 0; }
     #endif
     }
-    static long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M, int nt) {
-        long bad = 0, failed = 0;
-        const long Lp = (L + 15) & ~15L, nlines = L / 16;
-        const long every = nlines > 0 ? (M + nlines - 1) / nlines : M + 1;
-    #ifndef __AVX__
-        nt = 0;
+    #ifndef DLB_SCATTER_FLOATS
+    #define DLB_SCATTER_FLOATS 8192
     #endif
+    #define DLB_SCATTER_NT_BYTES (32L << 20)
+    static inline int dlb_scatter_buffered(long P, long L, int aligned) {
+        return aligned && L % 16 == 0 && P * L * (long) sizeof(float) >= DLB_SCATTER_NT_BYTES;
+    }
+    static long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M,
+                                  int aligned) {
+        long bad = 0, failed = 0;
+        if (!dlb_scatter_buffered(P, L, aligned)) return -2;
+        /* groups of G consecutive maps (their dx is contiguous), about DLB_SCATTER_FLOATS floats */
+        long G = DLB_SCATTER_FLOATS / L;
+        if (G < 1) G = 1;
+        if (G > P) G = P;
+        const long LG = G * L, Lp = LG, ngroups = (P + G - 1) / G;
+        const long every = (G * M + LG / 16 - 1) / (LG / 16);
         #pragma omp parallel reduction(+ : bad, failed)
         {
             long nth = 1, id = 0;
@@ -282,32 +296,32 @@ cdef extern from *:
             else {
                 memset(bufs, 0, 2 * Lp * sizeof(float));
                 float *prev = 0;
-                long cur = 0, p0 = P * id / nth, p1 = P * (id + 1) / nth;
-                for (long p = p0; p <= p1; p++) {
+                long cur = 0, plen = 0, q0 = ngroups * id / nth, q1 = ngroups * (id + 1) / nth;
+                for (long gq = q0; gq <= q1; gq++) {
                     float *buf = bufs + cur * Lp, *pb = bufs + (1 - cur) * Lp;
-                    long line = 0;
-                    if (p < p1) {
-                        const float *g = dy + p * M;
-                        const long *ip = idx + p * M;
-                        for (long o = 0; o < M; o += every) {
-                            if (prev && line < nlines) dlb_flush_line(prev, pb, line++, nt);
-                            long o1 = o + every < M ? o + every : M;
-                            for (long u = o; u < o1; u++) {
-                                long j = ip[u];
-                                if ((unsigned long) j >= (unsigned long) L) bad++;
-                                else buf[j] += g[u];
+                    long line = 0, plines = plen / 16, p = gq * G, nm = P - p < G ? P - p : G, cnt = every;
+                    for (long mi = 0; gq < q1 && mi < nm; mi++) {
+                        const float *g = dy + (p + mi) * M;
+                        const long *ip = idx + (p + mi) * M;
+                        float *b = buf + mi * L;
+                        for (long u = 0; u < M; u++) {
+                            if (--cnt == 0) {
+                                cnt = every;
+                                if (line < plines) dlb_flush_line(prev, pb, line++, 1);
                             }
+                            long j = ip[u];
+                            if ((unsigned long) j >= (unsigned long) L) bad++;
+                            else b[j] += g[u];
                         }
                     }
-                    if (prev) {
-                        for (; line < nlines; line++) dlb_flush_line(prev, pb, line, nt);
-                        for (long i = 16 * nlines; i < L; i++) { prev[i] = pb[i]; pb[i] = 0; }
-                    }
+                    for (; line < plines; line++) dlb_flush_line(prev, pb, line, 1);
+                    for (long i = 16 * plines; i < plen; i++) { prev[i] = pb[i]; pb[i] = 0; }
                     prev = dx + p * L;
+                    plen = gq < q1 ? nm * L : 0;
                     cur = 1 - cur;
                 }
     #ifdef __AVX__
-                if (nt) _mm_sfence();
+                _mm_sfence();
     #endif
                 free(bufs);
             }
@@ -820,7 +834,8 @@ cdef extern from *:
     int dlb_bwd_blocks_f(int code, const float *x, const float *y, const float *dy, float *dx, long P, long H,
                          long W, long Ho, long Wo, const long *hs, const float *wr, long ldr, const long *lo,
                          const long *hi, const long *base, const float *wv, const int *mask) nogil
-    long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M, int nt) nogil
+    int dlb_scatter_buffered(long P, long L, int aligned) nogil
+    long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M, int aligned) nogil
     int dlb_fwd_small_max_f(const float *x, float *y, long P, long H, long W, long Ho, long Wo, const long *hs,
                             const long *he, long pw) nogil
     void dlb_fwd_s2k3_maps_f(int code, const float *x, float *y, long P, long H, long W, long Ho, long Wo,
@@ -1071,12 +1086,18 @@ def row_fill(const real[::1] g, real[:, ::1] dx2, int nch=0):
             dx2[i, k] = v
 
 
+def scatter_max_buffered(real[:, ::1] dx):
+    """Whether ``scatter_max`` into this float32 dx takes the double-buffered path (tests)."""
+    return real is float and dx.shape[0] > 0 and bool(dlb_scatter_buffered(
+        dx.shape[0], dx.shape[1], (<size_t> &dx[0, 0]) % 64 == 0))
+
+
 def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, int nch=0):
     """dx (P, H*W) = 0, then dx[p, idx[p, o]] += dy[p, o]: max pooling's backward from the indices.
     Returns the number of indices outside [0, H*W) (skipped; the check costs no extra pass over
-    memory). float32: ``dlb_scatter_max_f`` (double-buffered planes, dx written with non-temporal
-    stores when it starts on a cache line and H*W is a multiple of 16); float64: OpenMP over the
-    maps, zeroing then scattering in place, the indices and dy prefetched ahead."""
+    memory). Large float32 outputs (line-aligned, H*W a multiple of 16, >= 32 MiB) take
+    ``dlb_scatter_max_f`` (double-buffered groups of maps written out with non-temporal stores);
+    the rest: OpenMP over the maps, zeroing then scattering in place, indices and dy prefetched."""
     cdef Py_ssize_t P = dx.shape[0], L = dx.shape[1], M = dy.shape[1], p, i, o, bad = 0
     cdef long j, res
     cdef real *d
@@ -1084,13 +1105,13 @@ def scatter_max(const real[:, ::1] dy, const long[:, ::1] idx, real[:, ::1] dx, 
     cdef const long *ip
     cdef const char *pf
     cdef const char *pg
-    cdef int nt
+    cdef int aligned
     if P == 0 or L == 0:
         return 0
-    if real is float:
-        nt = (<size_t> &dx[0, 0]) % 64 == 0 and L % 16 == 0
+    if real is float and M > 0:
+        aligned = (<size_t> &dx[0, 0]) % 64 == 0
         with nogil:
-            res = dlb_scatter_max_f(&dy[0, 0] if M > 0 else NULL, &idx[0, 0] if M > 0 else NULL, &dx[0, 0], P, L, M, nt)
+            res = dlb_scatter_max_f(&dy[0, 0], &idx[0, 0], &dx[0, 0], P, L, M, aligned)
         if res >= 0:
             return res
     with nogil, parallel():
