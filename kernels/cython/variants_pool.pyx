@@ -254,15 +254,17 @@ cdef extern from *:
        13^2: 1.45 -> 1.53 ms) were slower than zeroing and scattering in place, which they keep
        (return -2). Otherwise returns the number of indices outside [0, L) (skipped), or -1 when
        the buffers cannot be allocated. */
-    static inline void dlb_flush_line(float *d, float *b, long line, int nt) {
+    /* line `line` of buffer b streamed to d (non-temporal where the ISA has it), then cleared */
+    static inline void dlb_flush_line(float *d, float *b, long line) {
         float *o = d + 16 * line, *i = b + 16 * line;
     #if defined(__AVX512F__)
-        if (nt) _mm512_stream_ps(o, _mm512_load_ps(i)); else _mm512_storeu_ps(o, _mm512_load_ps(i));
+        _mm512_stream_ps(o, _mm512_load_ps(i));
         _mm512_store_ps(i, _mm512_setzero_ps());
     #elif defined(__AVX__)
-        if (nt) { _mm256_stream_ps(o, _mm256_load_ps(i)); _mm256_stream_ps(o + 8, _mm256_load_ps(i + 8)); }
-        else { _mm256_storeu_ps(o, _mm256_load_ps(i)); _mm256_storeu_ps(o + 8, _mm256_load_ps(i + 8)); }
-        _mm256_store_ps(i, _mm256_setzero_ps()); _mm256_store_ps(i + 8, _mm256_setzero_ps());
+        _mm256_stream_ps(o, _mm256_load_ps(i));
+        _mm256_stream_ps(o + 8, _mm256_load_ps(i + 8));
+        _mm256_store_ps(i, _mm256_setzero_ps());
+        _mm256_store_ps(i + 8, _mm256_setzero_ps());
     #else
         for (int k = 0; k < 16; k++) { o[k] = i[k]; i[k] = 0; }
     #endif
@@ -282,7 +284,7 @@ cdef extern from *:
         long G = DLB_SCATTER_FLOATS / L;
         if (G < 1) G = 1;
         if (G > P) G = P;
-        const long LG = G * L, Lp = LG, ngroups = (P + G - 1) / G;
+        const long LG = G * L, ngroups = (P + G - 1) / G;   /* LG: a whole number of lines */
         const long every = (G * M + LG / 16 - 1) / (LG / 16);
         #pragma omp parallel reduction(+ : bad, failed)
         {
@@ -291,15 +293,15 @@ cdef extern from *:
             nth = omp_get_num_threads();
             id = omp_get_thread_num();
     #endif
-            float *bufs = (float *) aligned_alloc(64, 2 * Lp * sizeof(float));
+            float *bufs = (float *) aligned_alloc(64, 2 * LG * sizeof(float));
             if (!bufs) failed = 1;
             else {
-                memset(bufs, 0, 2 * Lp * sizeof(float));
+                memset(bufs, 0, 2 * LG * sizeof(float));
                 float *prev = 0;
-                long cur = 0, plen = 0, q0 = ngroups * id / nth, q1 = ngroups * (id + 1) / nth;
+                long cur = 0, plines = 0, q0 = ngroups * id / nth, q1 = ngroups * (id + 1) / nth;
                 for (long gq = q0; gq <= q1; gq++) {
-                    float *buf = bufs + cur * Lp, *pb = bufs + (1 - cur) * Lp;
-                    long line = 0, plines = plen / 16, p = gq * G, nm = P - p < G ? P - p : G, cnt = every;
+                    float *buf = bufs + cur * LG, *pb = bufs + (1 - cur) * LG;
+                    long line = 0, p = gq * G, nm = P - p < G ? P - p : G, cnt = every;
                     for (long mi = 0; gq < q1 && mi < nm; mi++) {
                         const float *g = dy + (p + mi) * M;
                         const long *ip = idx + (p + mi) * M;
@@ -307,17 +309,16 @@ cdef extern from *:
                         for (long u = 0; u < M; u++) {
                             if (--cnt == 0) {
                                 cnt = every;
-                                if (line < plines) dlb_flush_line(prev, pb, line++, 1);
+                                if (line < plines) dlb_flush_line(prev, pb, line++);
                             }
                             long j = ip[u];
                             if ((unsigned long) j >= (unsigned long) L) bad++;
                             else b[j] += g[u];
                         }
                     }
-                    for (; line < plines; line++) dlb_flush_line(prev, pb, line, 1);
-                    for (long i = 16 * plines; i < plen; i++) { prev[i] = pb[i]; pb[i] = 0; }
-                    prev = dx + p * L;
-                    plen = gq < q1 ? nm * L : 0;
+                    for (; line < plines; line++) dlb_flush_line(prev, pb, line);
+                    prev = dx + p * L;                    /* this group goes out next */
+                    plines = gq < q1 ? nm * L / 16 : 0;
                     cur = 1 - cur;
                 }
     #ifdef __AVX__
