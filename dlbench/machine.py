@@ -8,6 +8,7 @@ import importlib
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 
 def _cpuinfo_field(name: str) -> str:
@@ -76,12 +77,7 @@ def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> str:
         return ""
     for e in entries:
         try:
-            with open(os.path.join(root, e, "type")) as f:
-                kind = f.read().strip()
-            with open(os.path.join(root, e, "level")) as f:
-                level = f.read().strip()
-            with open(os.path.join(root, e, "size")) as f:
-                size = f.read().strip()
+            kind, level, size = (Path(root, e, f).read_text().strip() for f in ("type", "level", "size"))
         except OSError:
             continue
         if kind != "Instruction":

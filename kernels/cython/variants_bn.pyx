@@ -174,39 +174,22 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     #endif
-    /* One channel's coefficients from its shifted sums a1 = sum (u - k), a2 = sum (u - k)^2
-       (forward) or sum g, sum g (u - k) (backward) over m values, k the shift (the channel's first
+    #define DLB_AT(p, c) ((p) ? (p) + (c) : NULL)
+    /* The coefficients of n channels from their shifted sums A1 = sum (u - k), A2 = sum (u - k)^2
+       (forward) or sum g, sum g (u - k) (backward) over m values, k the shift (each channel's first
        value): forward y = cb (x - k) + cd, o1 = mean, o2 = biased variance; backward
-       dx = ca dy + cb (x - k) + cd, o1 = dgamma, o2 = dbeta. */
+       dx = ca dy + cb (x - k) + cd, o1 = dgamma, o2 = dbeta. Vectorised: the reciprocal of m
+       multiplies, and the forward's gamma / sqrt(var + eps) is taken in float32 (the coefficient
+       is stored as float32 anyway); one thread's 2048 columns at (256, 4096): 11.5 -> ~3 us.
+       beta is read forward only, mean and invstd backward only (NULL otherwise). */
     static inline __attribute__((always_inline)) void dlb_bn_coef(
-            int backward, double a1, double a2, double k, double m, double eps, double gamma, double beta,
-            double mean, double invstd, double *o1, double *o2, float *ca, float *cb, float *cd) {
-        if (!backward) {
-            double dm = a1 / m, vr = a2 / m - dm * dm, b;
-            vr = vr > 0 ? vr : 0;
-            *o1 = k + dm;
-            *o2 = vr;
-            b = gamma / sqrt(vr + eps);
-            *ca = 0; *cb = (float) b; *cd = (float) (beta - b * dm);
-        } else {
-            double kmu = k - mean, q2 = a2 + kmu * a1, inv = invstd;
-            double a = gamma * inv, b = -a * inv * inv * q2 / m;
-            *o1 = q2 * inv;
-            *o2 = a1;
-            *ca = (float) a; *cb = (float) b; *cd = (float) (-a * a1 / m + b * kmu);
-        }
-    }
-    /* dlb_bn_coef over columns [c0, c1) of the summed rows A1, A2, vectorised: the reciprocal of m
-       multiplies, and the forward's gamma / sqrt(var + eps) is taken in float32 (the coefficient is
-       stored as float32 anyway). One thread's 2048 columns at (256, 4096): 11.5 -> ~3 us. */
-    static inline __attribute__((always_inline)) void dlb_bn_coef_cols(
-            int backward, const double *A1, const double *A2, const float *k, long c0, long c1, double m,
-            double eps, const float *gamma, const float *beta, const float *mean, const float *invstd,
+            int backward, long n, const double *A1, const double *A2, const float *k, double m, double eps,
+            const float *gamma, const float *beta, const float *mean, const float *invstd,
             double *o1, double *o2, float *ca, float *cb, float *cd) {
         const double rm = 1.0 / m;
         if (!backward) {
             #pragma omp simd
-            for (long c = c0; c < c1; c++) {
+            for (long c = 0; c < n; c++) {
                 double dm = A1[c] * rm, vr = A2[c] * rm - dm * dm;
                 vr = vr > 0 ? vr : 0;
                 o1[c] = k[c] + dm;
@@ -216,7 +199,7 @@ cdef extern from *:
             }
         } else {
             #pragma omp simd
-            for (long c = c0; c < c1; c++) {
+            for (long c = 0; c < n; c++) {
                 double a1 = A1[c], kmu = k[c] - mean[c], q2 = A2[c] + kmu * a1, inv = invstd[c];
                 double a = gamma[c] * inv, b = -a * inv * inv * q2 * rm;
                 o1[c] = q2 * inv;
@@ -224,6 +207,23 @@ cdef extern from *:
                 ca[c] = (float) a; cb[c] = (float) b; cd[c] = (float) (-a * a1 * rm + b * kmu);
             }
         }
+    }
+    /* The middle phase of the row / example paths: the nt threads' sums of columns [c0, c1)
+       (thread t's in rows 2t, 2t + 1 of S, W wide) into thread 0's rows, then the coefficients
+       (ca, cb, cd at coef, coef + W, coef + 2W). */
+    static inline __attribute__((always_inline)) void dlb_bn_finish(
+            int backward, double *S, long W, long nt, long c0, long c1, const float *k, double m, double eps,
+            const float *gamma, const float *beta, const float *mean, const float *invstd,
+            double *o1, double *o2, float *coef) {
+        double *restrict A1 = S, *restrict A2 = S + W;
+        for (long t = 1; t < nt; t++) {
+            const double *restrict B1 = S + 2 * t * W, *restrict B2 = B1 + W;
+            #pragma omp simd
+            for (long c = c0; c < c1; c++) { A1[c] += B1[c]; A2[c] += B2[c]; }
+        }
+        dlb_bn_coef(backward, c1 - c0, A1 + c0, A2 + c0, k + c0, m, eps, gamma + c0, DLB_AT(beta, c0),
+                    DLB_AT(mean, c0), DLB_AT(invstd, c0), o1 + c0, o2 + c0, coef + c0, coef + W + c0,
+                    coef + 2 * W + c0);
     }
     /* Dense (N, D) float32 training forward (backward = 0) or backward (1), eq. 8.35-8.37, in
        three contiguous phases (rows are read in memory order; a column-tile walk with D-strided
@@ -303,19 +303,9 @@ cdef extern from *:
                     for (long c = 0; c < D; c++) { s1[c] += p1[c]; s2[c] += p2[c]; }
                 }
             }
-            if (e0 >= e1) for (long c = 0; c < D; c++) s1[c] = s2[c] = 0;
             #pragma omp barrier
-            {   /* this thread's columns: the threads' sums into thread 0's rows, then coefficients */
-                const long c0 = D * id / nt, c1 = D * (id + 1) / nt;
-                double *restrict A1 = S, *restrict A2 = S + D;
-                for (long t = 1; t < nt; t++) {
-                    const double *restrict B1 = S + 2 * t * D, *restrict B2 = B1 + D;
-                    #pragma omp simd
-                    for (long c = c0; c < c1; c++) { A1[c] += B1[c]; A2[c] += B2[c]; }
-                }
-                dlb_bn_coef_cols(backward, A1, A2, k, c0, c1, m, eps, gamma, beta, mean, invstd, o1, o2,
-                                 coef, coef + D, coef + 2 * D);
-            }
+            dlb_bn_finish(backward, S, D, nt, D * id / nt, D * (id + 1) / nt, k, m, eps, gamma, beta, mean,
+                          invstd, o1, o2, coef);
             #pragma omp barrier
             const float *restrict ca = coef, *restrict cb = coef + D, *restrict cd = coef + 2 * D;
             for (long n = e1 - 1; n >= e0; n--) {       /* last rows first: they are still in L2 */
@@ -401,14 +391,10 @@ cdef extern from *:
                     dlb_bn_map_sums(backward, x, dy, (n * C + c) * L, L, x[c * L], s1 + c, s2 + c);
                 }
             #pragma omp barrier
-            for (long c = C * id / nt; c < C * (id + 1) / nt; c++) {
-                double a1 = 0, a2 = 0, k = x[c * L];
-                for (long t = 0; t < nt; t++) { a1 += S[2 * t * C + c]; a2 += S[(2 * t + 1) * C + c]; }
-                coef[3 * C + c] = (float) k;
-                dlb_bn_coef(backward, a1, a2, k, m, eps, gamma[c], backward ? 0.0 : beta[c],
-                            backward ? mean[c] : 0.0, backward ? invstd[c] : 0.0, o1 + c, o2 + c, coef + c,
-                            coef + C + c, coef + 2 * C + c);
-            }
+            const long c0 = C * id / nt, c1 = C * (id + 1) / nt;
+            for (long c = c0; c < c1; c++) coef[3 * C + c] = x[c * L];      /* the shifts */
+            dlb_bn_finish(backward, S, C, nt, c0, c1, coef + 3 * C, m, eps, gamma, beta, mean, invstd, o1, o2,
+                          coef);
             #pragma omp barrier
             for (long n = e1 - 1; n >= e0; n--)          /* last maps first: they are still in L2 */
                 for (long c = C - 1; c >= 0; c--) {
@@ -443,10 +429,8 @@ cdef extern from *:
                 for (long c = c0; c < c1; c++) {
                     dlb_bn_map_sums(backward, x, dy, (n * C + c) * L, L, ka[c - c0], s1 + (c - c0), s2 + (c - c0));
                 }
-            for (long c = c0; c < c1; c++)
-                dlb_bn_coef(backward, s1[c - c0], s2[c - c0], ka[c - c0], m, eps, gamma[c],
-                            backward ? 0.0 : beta[c], backward ? mean[c] : 0.0, backward ? invstd[c] : 0.0,
-                            o1 + c, o2 + c, ca + (c - c0), cb + (c - c0), cd + (c - c0));
+            dlb_bn_coef(backward, c1 - c0, s1, s2, ka, m, eps, gamma + c0, DLB_AT(beta, c0), DLB_AT(mean, c0),
+                        DLB_AT(invstd, c0), o1 + c0, o2 + c0, ca, cb, cd);
             for (long n = 0; n < N; n++)
                 for (long c = c0; c < c1; c++) {
                     dlb_bn_map_apply(backward, x, dy, (n * C + c) * L, L, ca[c - c0], cb[c - c0], cd[c - c0],

@@ -241,19 +241,6 @@ cdef extern from *:
             else dlb_s2k3_maps(2, x, y, P, H, W, Ho, Wo, hs, he, ws, we, wr, ldr, wc, ldc, o0, o1, half, qb, qe);
         }
     }
-    /* Max pooling's backward from the forward's argmax indices, float32, for large outputs: dx
-       (P, L) = 0, then dx[p, idx[p, o]] += dy[p, o]. Each thread scatters a group of maps (about
-       DLB_SCATTER_FLOATS floats of dx) into one of two buffers (L1/L2 resident, kept zeroed) while
-       the other buffer, the previous group's, is copied out with non-temporal stores and cleared,
-       one 64-byte line every ceil(windows / lines) windows: dx's writes drain while the scatter
-       computes, and skip the read-for-ownership of zeroing dx in place. 16 x 64 maps of 112^2
-       (51 MB of dx) went 2.06-2.30 -> 1.77-1.84 ms, next to a plain read-then-write pass over the
-       same bytes (1.69-1.79 ms); 16384 maps of 28^2 2.3 -> 1.8 ms. Only where the stores pay:
-       dx line-aligned, L a multiple of 16 and dx at least DLB_SCATTER_NT_BYTES. Outputs that stay
-       in cache (5.5 MB of 13^2 maps: 0.17 -> 0.19-0.26 ms) or groups of odd-sized maps (65536 x
-       13^2: 1.45 -> 1.53 ms) were slower than zeroing and scattering in place, which they keep
-       (return -2). Otherwise returns the number of indices outside [0, L) (skipped), or -1 when
-       the buffers cannot be allocated. */
     /* line `line` of buffer b streamed to d (non-temporal where the ISA has it), then cleared */
     static inline void dlb_flush_line(float *d, float *b, long line) {
         float *o = d + 16 * line, *i = b + 16 * line;
@@ -269,13 +256,24 @@ cdef extern from *:
         for (int k = 0; k < 16; k++) { o[k] = i[k]; i[k] = 0; }
     #endif
     }
-    #ifndef DLB_SCATTER_FLOATS
-    #define DLB_SCATTER_FLOATS 8192
-    #endif
-    #define DLB_SCATTER_NT_BYTES (32L << 20)
+    #define DLB_SCATTER_FLOATS 8192             /* floats of dx per group of maps */
+    #define DLB_SCATTER_NT_BYTES (32L << 20)    /* smallest dx the buffered path takes */
     static inline int dlb_scatter_buffered(long P, long L, int aligned) {
         return aligned && L % 16 == 0 && P * L * (long) sizeof(float) >= DLB_SCATTER_NT_BYTES;
     }
+    /* Max pooling's backward from the forward's argmax indices, float32, for large outputs: dx
+       (P, L) = 0, then dx[p, idx[p, o]] += dy[p, o]. Each thread scatters a group of maps (about
+       DLB_SCATTER_FLOATS floats of dx) into one of two buffers (L1/L2 resident, kept zeroed) while
+       the other buffer, the previous group's, is copied out with non-temporal stores and cleared,
+       one 64-byte line every ceil(windows / lines) windows: dx's writes drain while the scatter
+       computes, and skip the read-for-ownership of zeroing dx in place. 16 x 64 maps of 112^2
+       (51 MB of dx) went 2.06-2.30 -> 1.77-1.84 ms, next to a plain read-then-write pass over the
+       same bytes (1.69-1.79 ms); 16384 maps of 28^2 2.3 -> 1.8 ms. Only where the stores pay:
+       dx line-aligned, L a multiple of 16 and dx at least DLB_SCATTER_NT_BYTES. Outputs that stay
+       in cache (5.5 MB of 13^2 maps: 0.17 -> 0.19-0.26 ms) or groups of odd-sized maps (65536 x
+       13^2: 1.45 -> 1.53 ms) were slower than zeroing and scattering in place, which they keep
+       (return -2). Otherwise returns the number of indices outside [0, L) (skipped), or -1 when
+       the buffers cannot be allocated. */
     static long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M,
                                   int aligned) {
         long bad = 0, failed = 0;
@@ -336,10 +334,9 @@ cdef extern from *:
        W + pw <= 16 and Wo <= 7 (adaptive 13 -> 6, 3x3/s2 on 13^2 or 14^2): the row-by-row path
        spent ~30 vector ops on each 6-wide output row plus per-row setup (32 x 256 maps of 13^2:
        0.20 ms, 33 GB/s). */
-    static int dlb_fwd_small_max_f(const float *x, float *y, long P, long H, long W, long Ho, long Wo,
-                                   const long *hs, const long *he, long pw) {
+    static void dlb_fwd_small_max_f(const float *x, float *y, long P, long H, long W, long Ho, long Wo,
+                                    const long *hs, const long *he, long pw) {
     #ifdef __AVX512F__
-        if (W + pw > 16 || Wo > 7 || pw < 0) return 0;
         const __m512 ninf = _mm512_set1_ps(-INFINITY);
         const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
         const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -358,9 +355,6 @@ cdef extern from *:
                 _mm512_mask_storeu_ps(ym + oy * Wo, out, h);
             }
         }
-        return 1;
-    #else
-        return 0;
     #endif
     }
 
@@ -837,8 +831,8 @@ cdef extern from *:
                          const long *hi, const long *base, const float *wv, const int *mask) nogil
     int dlb_scatter_buffered(long P, long L, int aligned) nogil
     long dlb_scatter_max_f(const float *dy, const long *idx, float *dx, long P, long L, long M, int aligned) nogil
-    int dlb_fwd_small_max_f(const float *x, float *y, long P, long H, long W, long Ho, long Wo, const long *hs,
-                            const long *he, long pw) nogil
+    void dlb_fwd_small_max_f(const float *x, float *y, long P, long H, long W, long Ho, long Wo, const long *hs,
+                             const long *he, long pw) nogil
     void dlb_fwd_s2k3_maps_f(int code, const float *x, float *y, long P, long H, long W, long Ho, long Wo,
                              const long *hs, const long *he, const long *ws, const long *we, const float *wr,
                              long ldr, const float *wc, long ldc, long o0, long o1) nogil
@@ -981,11 +975,11 @@ cdef inline void forward_row(int code, const real *xp, real *yr, Py_ssize_t W, P
 
 cdef long small_max_pad(int code, bint want_idx, const long[::1] ws, const long[::1] we, Py_ssize_t W) noexcept:
     """The left padding pw (0 or 1) when every window ox spans columns [2 ox - pw, 2 ox - pw + 3)
-    clipped to the map and the map is small enough for ``dlb_fwd_small_max_f`` (max, no indices);
-    else -1."""
+    clipped to the map, the map is small enough for ``dlb_fwd_small_max_f`` (W + pw <= 16, Wo <= 7;
+    max, no indices) and the build has AVX-512; else -1."""
     cdef Py_ssize_t Wo = ws.shape[0], ox
     cdef long pw
-    if code != 0 or want_idx or Wo < 1 or Wo > 7 or W < 3:
+    if not DLB_HAVE_AVX512 or code != 0 or want_idx or Wo < 1 or Wo > 7 or W < 3:
         return -1
     pw = 3 - we[0]
     if pw < 0 or pw > 1 or W + pw > 16:
@@ -1002,7 +996,7 @@ HAVE_AVX512 = bool(DLB_HAVE_AVX512)   # built with AVX-512 (-march=native on a C
 def small_max_applies(const long[::1] ws, const long[::1] we, Py_ssize_t W):
     """The left padding (0 or 1) when a max plan with these window columns takes
     ``dlb_fwd_small_max_f`` (float32, AVX-512 builds), else -1 (tests)."""
-    return small_max_pad(0, False, ws, we, W) if DLB_HAVE_AVX512 else -1
+    return small_max_pad(0, False, ws, we, W)
 
 
 def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want_idx, const long[::1] hs,
@@ -1017,7 +1011,6 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
     cdef Py_ssize_t P = x.shape[0], H = x.shape[1], W = x.shape[2], Ho = y.shape[1], Wo = y.shape[2]
     cdef Py_ssize_t p, oy, ox, r0, r1, maxrows = 0
     cdef long pw
-    cdef int ok
     cdef Py_ssize_t[4] run
     interior_run(ws, we, wc, code, run)
     cdef Py_ssize_t o0 = run[0], o1 = run[1], s = run[2], k = run[3]
@@ -1031,9 +1024,8 @@ def forward(real[:, :, ::1] x, real[:, :, ::1] y, long[:, :, ::1] idx, bint want
         pw = small_max_pad(code, want_idx, ws, we, W)
         if pw >= 0 and P > 0:
             with nogil:
-                ok = dlb_fwd_small_max_f(&x[0, 0, 0], &y[0, 0, 0], P, H, W, Ho, Wo, &hs[0], &he[0], pw)
-            if ok:
-                return
+                dlb_fwd_small_max_f(&x[0, 0, 0], &y[0, 0, 0], P, H, W, Ho, Wo, &hs[0], &he[0], pw)
+            return
         if (DLB_HAVE_AVX2 and not want_idx and s == 2 and k == 3 and o1 - o0 >= 1 and 1 <= maxrows <= 3
                 and P > 0):
             with nogil:

@@ -281,10 +281,11 @@ def run_forward(x3, plan, out, core=None, return_indices=False):
 
 def run_backward(dy3, x3, y3, plan, core=None, indices=None, scatter=None):
     """dx (P, H, W) of a plan from dy (P, Ho, Wo); y3 (the forward output) is read by L2 only; max
-    with the forward's ``indices`` (P, Ho, Wo) only scatters dy. A compiled ``core``'s dx starts
-    on a cache line (the Cython core and scatter write whole lines with aligned non-temporal
+    with the forward's ``indices`` (P, Ho, Wo) only scatters dy. dx starts on a cache line for a
+    compiled writer (the Cython core and scatter write whole lines with aligned non-temporal
     stores); Numba's passes need no alignment and take np.empty_like's."""
-    dx = empty_aligned(x3.shape, x3.dtype) if core is not None else np.empty_like(x3)
+    writer = core if indices is None else scatter
+    dx = empty_aligned(x3.shape, x3.dtype) if writer is not None else np.empty_like(x3)
     if indices is not None:
         p = x3.shape[0]
         bad = (scatter or _scatter_max)(dy3.reshape(p, -1), indices.reshape(p, -1), dx.reshape(p, -1),
